@@ -59,4 +59,5 @@ class PositionalEncoding(nn.Module, abc.ABC):
         """
 
     def extra_repr(self) -> str:
+        """Hyperparameters shown by ``repr``."""
         return f'embedding_dim={self.embedding_dim}'
