@@ -5,7 +5,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .plugins import COMPONENT_KINDS, get_registry
+from .plugins import COMPONENT_KINDS, ComponentConflictError, get_registry
 
 __all__ = ['main']
 
@@ -13,11 +13,24 @@ __all__ = ['main']
 def _list_plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     kinds = [args.kind] if args.kind else list(COMPONENT_KINDS)
-    rows = [
-        (COMPONENT_KINDS[c.kind][1], c.name, c.distribution or '-', c.version or '-')
-        for kind in kinds
-        for c in registry.components(kind)
-    ]
+    rows = []
+    status = 0
+    for kind in kinds:
+        try:
+            components = registry.components(kind)
+        except ComponentConflictError as error:
+            print(f'error: {error}', file=sys.stderr)
+            status = 1
+            continue
+        rows += [
+            (
+                COMPONENT_KINDS[c.kind][1],
+                c.name,
+                c.distribution or '-',
+                c.version or '-',
+            )
+            for c in components
+        ]
     header = ('kind', 'name', 'distribution', 'version')
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:
@@ -26,7 +39,7 @@ def _list_plugins(args: argparse.Namespace) -> int:
                 cell.ljust(width) for cell, width in zip(row, widths, strict=True)
             ).rstrip()
         )
-    return 0
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:

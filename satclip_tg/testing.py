@@ -1,7 +1,7 @@
 """Conformance checks that every encoding, network and encoder must pass.
 
 Plugin authors call these from their own tests; satclip-tg runs them over
-every built-in. Each check raises :class:`AssertionError` with a message that
+every built-in. Each check raises `AssertionError` with a message that
 says which property failed. A plugin's whole test file can be::
 
     from satclip_tg.testing import check_positional_encoding

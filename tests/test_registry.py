@@ -106,6 +106,8 @@ def test_name_clash_names_both_providers(registry) -> None:
     message = str(info.value)
     assert "location network named 'siren'" in message
     assert 'impostor' in message and 'satclip-tg' in message
+    # Other kinds are unaffected by a clash among networks.
+    assert 'wrap' in registry.names('positional_encoding')
 
 
 def test_failing_hook_is_skipped_with_a_warning(registry) -> None:

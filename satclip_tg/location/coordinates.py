@@ -23,7 +23,7 @@ def validate_coordinates(coords: Tensor) -> Tensor:
         The same tensor, unchanged, so that the call can be chained.
 
     Raises:
-        TypeError: If ``coords`` is not a floating-point :class:`torch.Tensor`.
+        TypeError: If ``coords`` is not a floating-point `torch.Tensor`.
         ValueError: If the shape is not ``(N, 2)``, or if any row holds NaN,
             infinity or an out-of-range value. The message gives the number of
             bad rows and the first of them.

@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..plugins import get_registry
+from .coordinates import validate_coordinates
 
 __all__ = [
     'LocationEncoder',
@@ -23,8 +24,8 @@ class LocationEncoder(nn.Module):
 
     ``forward(coords)`` takes an ``(N, 2)`` float tensor of **(longitude,
     latitude) in degrees, in that order**, validates it, encodes it with
-    :attr:`positional_encoding` and maps the features to ``(N, embed_dim)``
-    with :attr:`network`. Features are cast to the network's dtype, so a
+    `positional_encoding` and maps the features to ``(N, embed_dim)``
+    with `network`. Features are cast to the network's dtype, so a
     float32 network accepts float64 coordinates and vice versa.
     """
 
@@ -41,7 +42,7 @@ class LocationEncoder(nn.Module):
                 maps ``(N, 2)`` coordinates to ``(N, embedding_dim)`` features.
             network: Module mapping those features to embeddings.
             config: The registry names and hyperparameters the encoder was built
-                from, as recorded by :func:`build_location_encoder`; stored in
+                from, as recorded by `build_location_encoder`; stored in
                 checkpoints so the encoder can be rebuilt on its own.
         """
         super().__init__()
@@ -53,7 +54,7 @@ class LocationEncoder(nn.Module):
 
     @property
     def embed_dim(self) -> int | None:
-        """Size of the output embedding, when recorded in :attr:`config`."""
+        """Size of the output embedding, when recorded in `config`."""
         if self.config is None:
             return None
         return int(self.config['embed_dim'])
@@ -71,7 +72,9 @@ class LocationEncoder(nn.Module):
             TypeError: If ``coords`` is not a floating-point tensor.
             ValueError: If the shape is wrong or a coordinate is invalid.
         """
-        features: Tensor = self.positional_encoding(coords)
+        # Validated here too: plugin encodings need not derive from
+        # PositionalEncoding, and the contract holds for every encoder.
+        features: Tensor = self.positional_encoding(validate_coordinates(coords))
         parameter = next(self.network.parameters(), None)
         if parameter is not None and features.dtype != parameter.dtype:
             features = features.to(parameter.dtype)
@@ -175,7 +178,7 @@ def build_location_encoder(
             output sizes, which are derived).
 
     Returns:
-        The encoder, with its recipe in :attr:`LocationEncoder.config`.
+        The encoder, with its recipe in `LocationEncoder.config`.
 
     Raises:
         UnknownComponentError: If a name is not registered.

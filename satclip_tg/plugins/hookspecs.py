@@ -50,7 +50,7 @@ def satclip_tg_positional_encodings() -> Mapping[str, Callable[..., nn.Module]]:
 
     Returns:
         A mapping from name to a factory (usually a subclass of
-        :class:`~satclip_tg.location.encodings.base.PositionalEncoding`). The
+        `PositionalEncoding`). The
         factory is called with keyword arguments only and must return a module
         with an ``embedding_dim`` attribute whose ``forward`` maps an ``(N, 2)``
         tensor of (lon, lat) degrees to ``(N, embedding_dim)`` features.

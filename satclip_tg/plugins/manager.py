@@ -104,7 +104,7 @@ class Registry:
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs)
         self._distributions: dict[str, tuple[str, str]] = {}
-        self._components: dict[ComponentKind, dict[str, Component]] | None = None
+        self._components: dict[ComponentKind, dict[str, Component]] = {}
 
         from . import builtins
 
@@ -126,7 +126,7 @@ class Registry:
         """
         _check_api_version(plugin, name or repr(plugin))
         self.plugin_manager.register(plugin, name=name)
-        self._components = None
+        self._components = {}
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered under ``name``.
@@ -136,7 +136,7 @@ class Registry:
         """
         self.plugin_manager.unregister(name=name)
         self._distributions.pop(name, None)
-        self._components = None
+        self._components = {}
 
     def _load_entry_points(self) -> None:
         entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
@@ -163,47 +163,45 @@ class Registry:
                 continue
             self._distributions[entry_point.name] = dist_info
 
-    def _collect(self) -> dict[ComponentKind, dict[str, Component]]:
-        if self._components is not None:
-            return self._components
-        components: dict[ComponentKind, dict[str, Component]] = {}
-        for kind, (hook_name, label) in COMPONENT_KINDS.items():
-            table: dict[str, Component] = {}
-            hook = getattr(self.plugin_manager.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):
-                plugin_name = impl.plugin_name
-                dist, version = self._distributions.get(plugin_name, (None, None))
-                try:
-                    provided = impl.function()
-                    if not isinstance(provided, Mapping):
-                        raise TypeError(
-                            f'{hook_name} must return a mapping of name to '
-                            f'factory, got {type(provided).__name__}'
-                        )
-                except Exception as error:
-                    where = plugin_name if dist is None else f'{dist} {version}'
-                    warnings.warn(
-                        f'satclip-tg plugin {plugin_name!r} ({where}) failed in '
-                        f'{hook_name} and its {label}s are skipped: '
-                        f'{type(error).__name__}: {error}',
-                        PluginWarning,
-                        stacklevel=2,
+    def _collect(self, kind: ComponentKind) -> dict[str, Component]:
+        # Each kind is collected on its own, so a clash among, say, networks
+        # does not stop the positional encodings from being looked up.
+        if kind in self._components:
+            return self._components[kind]
+        hook_name, label = COMPONENT_KINDS[kind]
+        table: dict[str, Component] = {}
+        hook = getattr(self.plugin_manager.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            plugin_name = impl.plugin_name
+            dist, version = self._distributions.get(plugin_name, (None, None))
+            try:
+                provided = impl.function()
+                if not isinstance(provided, Mapping):
+                    raise TypeError(
+                        f'{hook_name} must return a mapping of name to '
+                        f'factory, got {type(provided).__name__}'
                     )
-                    continue
-                for name, factory in provided.items():
-                    component = Component(
-                        kind, name, factory, plugin_name, dist, version
+            except Exception as error:
+                where = plugin_name if dist is None else f'{dist} {version}'
+                warnings.warn(
+                    f'satclip-tg plugin {plugin_name!r} ({where}) failed in '
+                    f'{hook_name} and its {label}s are skipped: '
+                    f'{type(error).__name__}: {error}',
+                    PluginWarning,
+                    stacklevel=3,
+                )
+                continue
+            for name, factory in provided.items():
+                component = Component(kind, name, factory, plugin_name, dist, version)
+                if name in table:
+                    raise ComponentConflictError(
+                        f'two plugins register a {label} named {name!r}: '
+                        f'{table[name].provider} and {component.provider}; '
+                        f'uninstall or disable one of them'
                     )
-                    if name in table:
-                        raise ComponentConflictError(
-                            f'two plugins register a {label} named {name!r}: '
-                            f'{table[name].provider} and {component.provider}; '
-                            f'uninstall or disable one of them'
-                        )
-                    table[name] = component
-            components[kind] = dict(sorted(table.items()))
-        self._components = components
-        return components
+                table[name] = component
+        self._components[kind] = dict(sorted(table.items()))
+        return self._components[kind]
 
     def names(self, kind: ComponentKind) -> list[str]:
         """Sorted names of the registered components of one kind.
@@ -214,7 +212,7 @@ class Registry:
         Returns:
             The names, sorted.
         """
-        return list(self._collect()[kind])
+        return list(self._collect(kind))
 
     def components(self, kind: ComponentKind | None = None) -> list[Component]:
         """Registered components, optionally of one kind only.
@@ -225,9 +223,8 @@ class Registry:
         Returns:
             The components, sorted by kind, then name.
         """
-        tables = self._collect()
         kinds = [kind] if kind is not None else list(COMPONENT_KINDS)
-        return [component for k in kinds for component in tables[k].values()]
+        return [component for k in kinds for component in self._collect(k).values()]
 
     def get(self, kind: ComponentKind, name: str) -> Component:
         """Look a component up by kind and name.
@@ -243,7 +240,7 @@ class Registry:
             UnknownComponentError: If no component of that kind has that name;
                 the message lists the available names and close matches.
         """
-        table = self._collect()[kind]
+        table = self._collect(kind)
         if name in table:
             return table[name]
         label = COMPONENT_KINDS[kind][1]

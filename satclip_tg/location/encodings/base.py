@@ -13,12 +13,12 @@ __all__ = ['PositionalEncoding']
 class PositionalEncoding(nn.Module, abc.ABC):
     """Deterministic map from (lon, lat) in degrees to a feature vector.
 
-    Subclasses implement :meth:`encode` and set :attr:`embedding_dim`; the
-    public :meth:`forward` validates the coordinates first, so that no encoding
+    Subclasses implement `encode` and set `embedding_dim`; the
+    public `forward` validates the coordinates first, so that no encoding
     ever sees NaN, infinity or out-of-range values.
 
     Two class attributes declare geometric properties. The conformance checks
-    in :mod:`satclip_tg.testing` verify whatever an encoding claims:
+    in `satclip_tg.testing` verify whatever an encoding claims:
 
     * ``periodic_in_longitude``: lon = -180 and lon = 180 give the same features.
     * ``pole_invariant``: at each pole, the features do not depend on longitude.

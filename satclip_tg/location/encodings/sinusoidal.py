@@ -1,6 +1,6 @@
 r"""Sinusoidal encodings: ``wrap`` and the Space2Vec ``grid`` and ``theory``.
 
-The multi-scale encodings here and in :mod:`.sphere2vec` share one convention.
+The multi-scale encodings here and in `.sphere2vec` share one convention.
 Longitude $\lambda$ and latitude $\varphi$ are in **radians**. Scale
 $s = 0, \dots, S-1$ (``S = frequency_num``) has the angular radius
 
@@ -94,8 +94,8 @@ def geometric_radii(
 class MultiScaleEncoding(PositionalEncoding):
     """Base of the multi-scale sinusoidal encodings (not registered itself).
 
-    Subclasses set :attr:`features_per_scale` and implement :meth:`encode`,
-    using :meth:`scaled_angles` for the per-scale angles. The frequencies live
+    Subclasses set `features_per_scale` and implement `encode`,
+    using `scaled_angles` for the per-scale angles. The frequencies live
     in a non-persistent buffer, so ``.to(device)`` moves them; they are cast to
     the dtype of the input at every call.
     """
@@ -222,7 +222,7 @@ class Space2VecGrid(MultiScaleEncoding):
     $$
 
     with $\lambda, \varphi$ in radians and geometrically spaced radii $r_s$
-    (see :mod:`satclip_tg.location.encodings.sinusoidal`); the scales are
+    (see `satclip_tg.location.encodings.sinusoidal`); the scales are
     concatenated, finest first, for $4S$ columns.
 
     Neither geometric property holds in general: $\sin(\pi / r_s) \ne

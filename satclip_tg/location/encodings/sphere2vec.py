@@ -4,7 +4,7 @@ Mai et al., "Sphere2Vec: A general-purpose location representation learning
 over a spherical surface for large-scale geospatial predictions", ISPRS Journal
 of Photogrammetry and Remote Sensing, 2023.
 
-The scales follow the convention of :mod:`.sinusoidal`: longitude $\lambda$ and
+The scales follow the convention of `.sinusoidal`: longitude $\lambda$ and
 latitude $\varphi$ in radians, geometrically spaced radii $r_s$ between
 ``min_radius`` and ``max_radius`` (radians), scaled angles
 $\lambda_s = \lambda / r_s$ and $\varphi_s = \varphi / r_s$, columns ordered
@@ -26,7 +26,7 @@ from .sinusoidal import DEFAULT_MAX_RADIUS, DEFAULT_MIN_RADIUS, MultiScaleEncodi
 __all__ = ['SphereC', 'SphereCPlus', 'SphereM', 'SphereMPlus']
 
 #: Default largest radius of ``spherem`` and ``spheremplus`` (a wavelength of
-#: 180 degrees). It must not be 1: see :class:`SphereM`.
+#: 180 degrees). It must not be 1: see `SphereM`.
 DEFAULT_MAX_RADIUS_MIXED = 0.5
 
 #: Relative distance to 1 below which a frequency counts as 1 in the mixed
@@ -136,7 +136,7 @@ class SphereCPlus(MultiScaleEncoding):
 
     for $6S$ columns in all.
 
-    Neither geometric property holds for all radii (see :class:`SphereC`).
+    Neither geometric property holds for all radii (see `SphereC`).
     """
 
     periodic_in_longitude = False
@@ -297,10 +297,10 @@ class SphereMPlus(MultiScaleEncoding):
     \cos\varphi_s\sin\lambda,\ \cos\varphi\sin\lambda_s),
     $$
 
-    for $8S$ columns in all. As for :class:`SphereM`, a scale of radius 1 is
+    for $8S$ columns in all. As for `SphereM`, a scale of radius 1 is
     rejected and the default ``max_radius`` is 0.5.
 
-    Neither geometric property holds for all radii (see :class:`SphereM`).
+    Neither geometric property holds for all radii (see `SphereM`).
     """
 
     periodic_in_longitude = False

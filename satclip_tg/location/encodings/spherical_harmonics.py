@@ -34,21 +34,21 @@ class SphericalHarmonics(PositionalEncoding):
     L = 10, 1600 for L = 40).
 
     ``convention='satclip'`` (default) reproduces the released SatCLIP weights
-    and :class:`torchgeo.models.SatCLIP` exactly:
+    and `torchgeo.models.SatCLIP` exactly:
 
-    * :math:`\theta` = radians(lat + 90), measured from the *south* pole, and
-      :math:`\phi` = radians(lon + 180);
-    * :math:`m > 0`: :math:`\sqrt2\,\bar P_l^m(\cos\theta)\cos(m\phi)`;
-      :math:`m < 0`: :math:`\sqrt2\,\bar P_l^{|m|}(\cos\theta)\sin(|m|\phi)`;
-      :math:`m = 0`: :math:`\pi\,\bar P_l^0(\cos\theta)`;
-    * :math:`\bar P_l^m = \sqrt{\frac{2l+1}{4\pi}\frac{(l-m)!}{(l+m)!}} P_l^m`
+    * $\theta$ = radians(lat + 90), measured from the *south* pole, and
+      $\phi$ = radians(lon + 180);
+    * $m > 0$: $\sqrt2\,\bar P_l^m(\cos\theta)\cos(m\phi)$;
+      $m < 0$: $\sqrt2\,\bar P_l^{|m|}(\cos\theta)\sin(|m|\phi)$;
+      $m = 0$: $\pi\,\bar P_l^0(\cos\theta)$;
+    * $\bar P_l^m = \sqrt{\frac{2l+1}{4\pi}\frac{(l-m)!}{(l+m)!}} P_l^m$
       without the Condon-Shortley phase.
 
-    This equals :math:`(-1)^l` times the textbook orthonormal real harmonics,
-    with the ``m = 0`` columns multiplied by :math:`\pi` (an upstream typo that
+    This equals $(-1)^l$ times the textbook orthonormal real harmonics,
+    with the ``m = 0`` columns multiplied by $\pi$ (an upstream typo that
     every SatCLIP model is trained with). ``convention='orthonormal'`` gives the
-    textbook functions: colatitude from the north pole, :math:`\phi` = lon, no
-    :math:`\pi` factor; they are orthonormal on the unit sphere.
+    textbook functions: colatitude from the north pole, $\phi$ = lon, no
+    $\pi$ factor; they are orthonormal on the unit sphere.
 
     Accuracy: the result is computed in float64 and rounded once, so float32
     output is within about 3e-7 of the exact value for L = 40, and float64
