@@ -1,13 +1,58 @@
-"""The ``satclip-tg`` command line."""
+"""The ``satclip-tg`` command line.
+
+``satclip-tg fit|validate|test|predict`` is a LightningCLI in the style of
+TorchGeo's own: the model is any `torchgeo.tasks.BaseTask` and the data any
+`torchgeo.datamodules.BaseDataModule`, given by class path (or class name) in
+YAML. The other sub-commands are satclip-tg's own tools.
+"""
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
 from .plugins import COMPONENT_KINDS, ComponentConflictError, get_registry
 
-__all__ = ['main']
+__all__ = ['LIGHTNING_COMMANDS', 'main', 'run_lightning']
+
+#: Sub-commands handled by LightningCLI.
+LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
+
+# GDAL settings that make reading many small GeoTIFFs fast (as TorchGeo's CLI).
+_RASTERIO_SETTINGS = {
+    'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR',
+    'GDAL_MAX_RAW_BLOCK_CACHE_SIZE': '200000000',
+    'GDAL_SWATH_SIZE': '200000000',
+}
+
+
+def run_lightning(args: Sequence[str]) -> None:
+    """Run LightningCLI on ``args`` (starting with fit/validate/test/predict).
+
+    Args:
+        args: The command-line arguments, without the program name.
+    """
+    from lightning.pytorch.cli import LightningCLI
+    from torchgeo.datamodules import BaseDataModule
+    from torchgeo.tasks import BaseTask
+
+    # Imported so that YAML may name these classes without their module.
+    import satclip_tg.datamodules
+    import satclip_tg.tasks  # noqa: F401
+
+    for key, value in _RASTERIO_SETTINGS.items():
+        os.environ.setdefault(key, value)
+    LightningCLI(
+        model_class=BaseTask,
+        datamodule_class=BaseDataModule,
+        seed_everything_default=0,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={'overwrite': True},
+        parser_kwargs={'version': f'satclip-tg {__version__}'},
+        args=list(args),
+    )
 
 
 def _list_plugins(args: argparse.Namespace) -> int:
@@ -51,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='satclip-tg',
         description='SatCLIP location encoders for TorchGeo.',
+        epilog='Training: satclip-tg {fit,validate,test,predict} --config '
+        'CONFIG.yaml (LightningCLI; see satclip-tg fit --help).',
     )
     parser.add_argument(
         '--version', action='version', version=f'%(prog)s {__version__}'
@@ -80,8 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in LIGHTNING_COMMANDS:
+        run_lightning(arguments)
+        return 0
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2

@@ -48,3 +48,18 @@ def satclip_tg_networks() -> Mapping[str, Callable[..., nn.Module]]:
         'mlp': MLPNetwork,
         'linear': LinearNetwork,
     }
+
+
+@hookimpl
+def satclip_tg_image_backbones() -> Mapping[str, Callable[..., nn.Module]]:
+    """Provide the SSL4EO-S12 architectures of the released SatCLIP models.
+
+    Returns:
+        The built-in image backbones by name.
+    """
+    from ..image.backbones import timm_backbone
+
+    return {
+        name: timm_backbone(name)
+        for name in ('resnet18', 'resnet50', 'vit_small_patch16_224')
+    }

@@ -76,9 +76,12 @@ def satclip_tg_image_backbones() -> Mapping[str, Callable[..., nn.Module]]:
 
     Returns:
         A mapping from name to a factory called as
-        ``factory(in_channels=..., num_outputs=..., weights=..., **hyperparameters)``
-        that returns a module mapping ``(B, in_channels, H, W)`` images to
-        ``(B, num_outputs)`` embeddings.
+        ``factory(in_channels, num_outputs, weights=None, freeze=True,
+        **backbone_args)`` that returns a module mapping
+        ``(B, in_channels, H, W)`` images to ``(B, num_outputs)`` embeddings.
+        ``weights`` is ``None``, a TorchGeo weights name or a checkpoint path;
+        with ``freeze`` only the final projection may train, and the rest must
+        stay in eval mode; ``backbone_args`` are the backbone's own options.
     """
     raise NotImplementedError
 

@@ -1,0 +1,240 @@
+"""Image backbones for the image side of SatCLIP.
+
+A backbone maps ``(B, C, H, W)`` images to ``(B, embed_dim)`` embeddings: a
+timm network whose classifier is replaced by a trainable linear projection.
+The three built-ins are the SSL4EO-S12 architectures of the released models
+(``resnet18``, ``resnet50``, ``vit_small_patch16_224``); plugins add more
+through the ``satclip_tg_image_backbones`` hook.
+"""
+
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import timm
+import torch
+from torch import Tensor, nn
+
+__all__ = ['ImageEncoder', 'load_backbone_weights', 'timm_backbone']
+
+# Prefixes under which a backbone's own keys may sit in a saved state dict:
+# Lightning task checkpoints (``model.``), SatCLIP's ``model.visual.`` and ours.
+_STATE_DICT_PREFIXES = ('image_encoder.model.', 'model.visual.', 'model.', 'backbone.')
+
+
+class ImageEncoder(nn.Module):
+    """A timm backbone with its classifier replaced by a linear projection.
+
+    When ``freeze`` is true, only the projection trains and the rest of the
+    network stays in eval mode even while the task trains: BatchNorm keeps its
+    pretrained running statistics and dropout stays off. (The reference
+    leaves a frozen ResNet in train mode, so its BatchNorm layers normalise
+    with batch statistics; that is a quirk, not a design.)
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        in_channels: int,
+        num_outputs: int,
+        weights: str | None = None,
+        freeze: bool = True,
+        **timm_args: Any,
+    ) -> None:
+        """Build the backbone and load its weights.
+
+        Args:
+            model_name: A timm model name, e.g. ``'resnet18'``.
+            in_channels: Number of image bands.
+            num_outputs: Size of the output embedding.
+            weights: ``None`` (random initialisation), a TorchGeo weights name
+                such as ``'ResNet18_Weights.SENTINEL2_ALL_MOCO'``, or the path
+                of a checkpoint holding the backbone's state dict.
+            freeze: Whether to train only the projection.
+            **timm_args: Further arguments of `timm.create_model`, e.g.
+                ``img_size`` for a ViT at another input size (pretrained position
+                embeddings are then resampled) or ``drop_path_rate``.
+
+        Raises:
+            ValueError: If the weights cannot be resolved or do not fit.
+        """
+        super().__init__()
+        self.model_name = model_name
+        self.freeze = freeze
+        self.model = timm.create_model(
+            model_name,
+            pretrained=False,
+            in_chans=in_channels,
+            num_classes=num_outputs,
+            **timm_args,
+        )
+        if weights is not None:
+            load_backbone_weights(self.model, model_name, in_channels, weights)
+        if freeze:
+            for parameter in self.model.parameters():
+                parameter.requires_grad = False
+            for parameter in self.projection.parameters():
+                parameter.requires_grad = True
+            self.train(self.training)
+
+    @property
+    def projection(self) -> nn.Module:
+        """The trainable linear projection (timm's classifier)."""
+        get_classifier: Any = self.model.get_classifier
+        classifier: nn.Module = get_classifier()
+        return classifier
+
+    def train(self, mode: bool = True) -> 'ImageEncoder':
+        """Set training mode, keeping a frozen backbone in eval mode.
+
+        Args:
+            mode: Whether to train.
+
+        Returns:
+            This module.
+        """
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+            self.projection.train(mode)
+        return self
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Embed images.
+
+        Args:
+            images: ``(B, in_channels, H, W)`` images.
+
+        Returns:
+            ``(B, num_outputs)`` embeddings.
+        """
+        out: Tensor = self.model(images)
+        return out
+
+
+def _classifier_keys(model: nn.Module) -> set[str]:
+    classifier = model.get_classifier()  # type: ignore[operator]
+    names = {name for name, module in model.named_modules() if module is classifier}
+    return {f'{name}.{key}' for name in names for key in classifier.state_dict()}
+
+
+def _extract_state_dict(loaded: Any, source: str) -> dict[str, Tensor]:
+    if isinstance(loaded, Mapping) and isinstance(loaded.get('state_dict'), Mapping):
+        loaded = loaded['state_dict']
+    if not isinstance(loaded, Mapping) or not all(
+        isinstance(value, Tensor) for value in loaded.values()
+    ):
+        raise ValueError(
+            f'{source} does not hold a state dict (a mapping of names to tensors) '
+            f'or a Lightning checkpoint with one under "state_dict"'
+        )
+    state = dict(loaded)
+    for prefix in _STATE_DICT_PREFIXES:
+        if any(key.startswith(prefix) for key in state):
+            state = {
+                key[len(prefix) :]: value
+                for key, value in state.items()
+                if key.startswith(prefix)
+            }
+            break
+    return state
+
+
+def load_backbone_weights(
+    model: nn.Module, model_name: str, in_channels: int, weights: str
+) -> None:
+    """Load pretrained weights into a timm backbone, except its classifier.
+
+    Args:
+        model: The timm model (classifier already resized).
+        model_name: Its timm name, checked against the weights' architecture.
+        in_channels: Its number of input bands, checked against the weights.
+        weights: A TorchGeo weights name or a checkpoint path.
+
+    Raises:
+        ValueError: If the weights are unknown, or do not match the model.
+    """
+    path = pathlib.Path(weights).expanduser()
+    if path.is_file():
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+        state = _extract_state_dict(loaded, f'checkpoint {path}')
+        source = f'checkpoint {path}'
+    else:
+        from torchgeo.models import get_weight
+
+        try:
+            weight = get_weight(weights)
+        except ValueError:
+            raise ValueError(
+                f'backbone weights {weights!r} are neither an existing checkpoint '
+                f'file nor a TorchGeo weights name (such as '
+                f"'ResNet18_Weights.SENTINEL2_ALL_MOCO'); use null for random "
+                f'initialisation'
+            ) from None
+        meta = weight.meta
+        if meta.get('model') != model_name:
+            raise ValueError(
+                f'weights {weights} are for a {meta.get("model")} backbone, '
+                f'not {model_name}'
+            )
+        if meta.get('in_chans') != in_channels:
+            raise ValueError(
+                f'weights {weights} expect {meta.get("in_chans")} input bands, '
+                f'but in_channels is {in_channels}'
+            )
+        state = weight.get_state_dict(progress=True)
+        source = f'TorchGeo weights {weights}'
+    classifier = _classifier_keys(model)
+    state = {key: value for key, value in state.items() if key not in classifier}
+    _resample_position_embedding(model, state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [key for key in missing if key not in classifier]
+    if missing or unexpected:
+        raise ValueError(
+            f'{source} does not fit a {model_name} backbone with {in_channels} '
+            f'bands: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}'
+        )
+
+
+def _resample_position_embedding(model: nn.Module, state: dict[str, Tensor]) -> None:
+    # A ViT built for another input size has a position-embedding grid of
+    # another size; interpolate the pretrained one, as timm does for its own.
+    target = getattr(model, 'pos_embed', None)
+    source = state.get('pos_embed')
+    if not isinstance(target, Tensor) or source is None or source.shape == target.shape:
+        return
+    from timm.layers.pos_embed import resample_abs_pos_embed
+
+    patch_embed: Any = model.patch_embed
+    state['pos_embed'] = resample_abs_pos_embed(
+        source,
+        new_size=list(patch_embed.grid_size),
+        num_prefix_tokens=int(getattr(model, 'num_prefix_tokens', 1)),
+    )
+
+
+def timm_backbone(model_name: str) -> Any:
+    """A backbone factory for a timm architecture, as the plugin hook expects.
+
+    Args:
+        model_name: The timm model name.
+
+    Returns:
+        ``factory(in_channels, num_outputs, weights=None, freeze=True,
+        **timm_args)`` returning an `ImageEncoder`.
+    """
+
+    def factory(
+        in_channels: int,
+        num_outputs: int,
+        weights: str | None = None,
+        freeze: bool = True,
+        **timm_args: Any,
+    ) -> ImageEncoder:
+        return ImageEncoder(
+            model_name, in_channels, num_outputs, weights, freeze, **timm_args
+        )
+
+    factory.__name__ = factory.__qualname__ = model_name
+    factory.__doc__ = f'Build an ImageEncoder around timm {model_name!r}.'
+    return factory

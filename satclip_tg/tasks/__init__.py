@@ -1,0 +1,5 @@
+"""TorchGeo tasks: SatCLIP pretraining."""
+
+from .satclip import SatCLIPTask
+
+__all__ = ['SatCLIPTask']

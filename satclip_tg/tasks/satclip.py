@@ -1,0 +1,404 @@
+"""SatCLIP pretraining as a TorchGeo task."""
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal, cast
+
+import torch
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch import Tensor, nn
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
+from torchgeo.tasks import BaseTask
+from torchmetrics import CatMetric
+
+from ..geodesy import great_circle_km
+from ..location.encoder import LocationEncoder, build_location_encoder
+from ..losses import ClipLoss, clip_logits
+from ..plugins import get_registry
+
+__all__ = ['CHECKPOINT_KEY', 'SatCLIPTask']
+
+#: Key under which checkpoints store what rebuilds the location encoder alone.
+CHECKPOINT_KEY = 'satclip_tg'
+#: Version of that entry's layout.
+CHECKPOINT_FORMAT = 1
+
+
+class SatCLIPTask(BaseTask):
+    """Contrastive pretraining of a location encoder against satellite images.
+
+    Each batch holds images and the (lon, lat) they were taken at. The image
+    encoder (a backbone with a projection to ``embed_dim``) and the location
+    encoder (a positional encoding and a network) are trained so that the
+    embeddings of matching pairs are more similar than those of all other
+    pairs, with CLIP's symmetric cross-entropy and a learnable temperature.
+
+    Logged metrics: ``train_loss``, ``logit_scale``; and per epoch on the
+    validation (``val_``) and test (``test_``) sets: the loss, in-batch
+    retrieval accuracy in both directions (``loc2img_top1``, ``loc2img_top5``,
+    ``img2loc_top1``, ``img2loc_top5``), ``median_km`` (great-circle distance
+    between each image's true location and the location retrieved for it) and
+    ``random_median_km`` (the same for a random in-batch guess, for scale).
+
+    If you use this task, please cite:
+
+    * https://doi.org/10.1609/aaai.v39i4.32457
+    """
+
+    ignore = None
+    monitor = 'val_loss'
+    mode = 'min'
+
+    def __init__(
+        self,
+        backbone: str = 'resnet18',
+        backbone_weights: str | None = None,
+        backbone_args: dict[str, Any] | None = None,
+        in_channels: int = 13,
+        freeze_backbone: bool = True,
+        positional_encoding: str = 'sphericalharmonics',
+        positional_encoding_args: dict[str, Any] | None = None,
+        network: str = 'siren',
+        network_args: dict[str, Any] | None = None,
+        embed_dim: int = 256,
+        lr: float = 1e-4,
+        weight_decay: float = 0.01,
+        lr_schedule: Literal['constant', 'cosine'] = 'constant',
+        warmup_steps: int = 0,
+        min_lr: float = 0.0,
+        initial_temperature: float = 0.07,
+        max_logit_scale: float = 100.0,
+        gather_negatives: bool = True,
+    ) -> None:
+        """Initialize the task.
+
+        Args:
+            backbone: Registered image backbone, e.g. ``'resnet18'``,
+                ``'resnet50'``, ``'vit_small_patch16_224'`` or a plugin's.
+            backbone_weights: ``None`` (random initialisation), a TorchGeo
+                weights name such as ``'ResNet18_Weights.SENTINEL2_ALL_MOCO'``,
+                or a checkpoint path.
+            backbone_args: Further options of the backbone, e.g.
+                ``{'img_size': 256}`` for a ViT at another input size.
+            in_channels: Number of image bands the backbone takes (13 for the
+                SSL4EO-S12 weights: S2-100K's 12 bands plus an empty B10).
+            freeze_backbone: Train only the projection to ``embed_dim``; the
+                frozen backbone stays in eval mode.
+            positional_encoding: Registered positional encoding name.
+            positional_encoding_args: Its hyperparameters, e.g.
+                ``{'legendre_polys': 40}``.
+            network: Registered location network name.
+            network_args: Its hyperparameters, e.g.
+                ``{'hidden_dim': 512, 'num_hidden_layers': 2}``.
+            embed_dim: Size of both embeddings.
+            lr: Peak learning rate of AdamW.
+            weight_decay: AdamW weight decay, applied to weight matrices only
+                (not to biases, norms, other 1-D parameters or the temperature).
+            lr_schedule: ``'constant'`` or ``'cosine'`` decay to ``min_lr``
+                over the training steps (after the warm-up).
+            warmup_steps: Steps of linear warm-up from 0 to ``lr``.
+            min_lr: Final learning rate of the cosine schedule.
+            initial_temperature: Initial softmax temperature (CLIP: 0.07).
+            max_logit_scale: Upper clamp of the inverse temperature (CLIP: 100).
+            gather_negatives: In distributed training, contrast each sample
+                with the embeddings of all processes, not just its own.
+        """
+        self.location_encoder: LocationEncoder
+        self.image_encoder: nn.Module
+        self._skipped_tiles = 0
+        super().__init__()
+
+    def configure_models(self) -> None:
+        """Build the image encoder, the location encoder and the temperature."""
+        hparams = self.hparams
+        self.location_encoder = build_location_encoder(
+            hparams['positional_encoding'],
+            hparams['network'],
+            embed_dim=hparams['embed_dim'],
+            positional_encoding_args=hparams['positional_encoding_args'],
+            network_args=hparams['network_args'],
+        )
+        factory = get_registry().get('image_backbone', hparams['backbone']).factory
+        self.image_encoder = factory(
+            hparams['in_channels'],
+            hparams['embed_dim'],
+            weights=hparams['backbone_weights'],
+            freeze=hparams['freeze_backbone'],
+            **(hparams['backbone_args'] or {}),
+        )
+        if not 0 < hparams['initial_temperature']:
+            raise ValueError('initial_temperature must be positive')
+        self.logit_scale = nn.Parameter(
+            torch.tensor(math.log(1 / hparams['initial_temperature']))
+        )
+
+    def configure_losses(self) -> None:
+        """Set up the CLIP loss."""
+        self.criterion = ClipLoss(self.hparams['gather_negatives'])
+
+    def configure_metrics(self) -> None:
+        """Set up the epoch-level distance metrics."""
+        self.retrieval_km = nn.ModuleDict(
+            {stage: CatMetric() for stage in ('val', 'test')}
+        )
+        self.random_km = nn.ModuleDict(
+            {stage: CatMetric() for stage in ('val', 'test')}
+        )
+
+    def forward(self, images: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        """Embed images and their locations.
+
+        Args:
+            images: ``(B, C, H, W)`` images.
+            points: ``(B, 2)`` (lon, lat) in degrees.
+
+        Returns:
+            ``(image_embeddings, location_embeddings)``, each ``(B, embed_dim)``.
+        """
+        self._check_bands(images)
+        image_embeddings = self.image_encoder(images)
+        # The location side always runs in float32: harmonics of degree 39 and
+        # a first SIREN layer with w0 = 30 turn half-precision rounding into
+        # large phase errors, and the location encoder is cheap anyway.
+        with torch.autocast(device_type=points.device.type, enabled=False):
+            location_embeddings = self.location_encoder(points.float())
+        return image_embeddings.float(), location_embeddings
+
+    def _check_bands(self, images: Tensor) -> None:
+        expected = self.hparams['in_channels']
+        if images.ndim != 4 or images.shape[1] != expected:
+            raise ValueError(
+                f'images have shape {tuple(images.shape)}, but the backbone takes '
+                f'(B, {expected}, H, W): set model.init_args.in_channels to the '
+                f'number of bands the datamodule produces (S2-100K: 12 bands, '
+                f'13 with data.init_args.insert_zero_b10), or change the data'
+            )
+
+    def _logit_scale(self) -> Tensor:
+        with torch.no_grad():
+            self.logit_scale.clamp_(0, math.log(self.hparams['max_logit_scale']))
+        return self.logit_scale.exp()
+
+    def training_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor | None:
+        """Compute the training loss of one batch.
+
+        Args:
+            batch: ``{'image': (B, C, H, W), 'point': (B, 2)}``, optionally
+                with ``'skipped'``, the number of unreadable tiles left out.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            The loss, or ``None`` (no step) when every tile was unreadable.
+        """
+        self._count_skipped(batch)
+        if len(batch['point']) == 0:
+            return None
+        image_embeddings, location_embeddings = self(batch['image'], batch['point'])
+        scale = self._logit_scale()
+        loss: Tensor = self.criterion(image_embeddings, location_embeddings, scale)
+        batch_size = len(batch['point'])
+        self.log('train_loss', loss, batch_size=batch_size, prog_bar=True)
+        self.log('logit_scale', scale.detach(), batch_size=batch_size)
+        return loss
+
+    def _count_skipped(self, batch: dict[str, Tensor]) -> None:
+        skipped = batch.get('skipped')
+        if skipped is not None:
+            self._skipped_tiles += int(skipped.sum())
+
+    def on_train_epoch_end(self) -> None:
+        """Report the tiles that were skipped as unreadable in this epoch."""
+        if self._skipped_tiles:
+            warnings.warn(
+                f'{self._skipped_tiles} unreadable tiles were skipped in epoch '
+                f'{self.current_epoch}',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.log('skipped_tiles', float(self._skipped_tiles))
+        self._skipped_tiles = 0
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> Tensor | None:
+        if len(batch['point']) == 0:
+            return None
+        image_embeddings, location_embeddings = self(batch['image'], batch['point'])
+        scale = self.logit_scale.exp()
+        loss: Tensor = self.criterion(image_embeddings, location_embeddings, scale)
+        batch_size = len(batch['point'])
+        metrics = {f'{stage}_loss': loss}
+        # Retrieval is judged within this process's batch.
+        image_logits, location_logits, _ = clip_logits(
+            image_embeddings, location_embeddings, scale, gather=False
+        )
+        targets = torch.arange(batch_size, device=image_logits.device)
+        for name, logits in (('img2loc', image_logits), ('loc2img', location_logits)):
+            for k in (1, 5):
+                top = logits.topk(min(k, batch_size), dim=1).indices
+                hit = (top == targets[:, None]).any(dim=1).float().mean()
+                metrics[f'{stage}_{name}_top{k}'] = hit
+        self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
+
+        points = batch['point'].to(torch.float64)
+        retrieved = points[image_logits.argmax(dim=1)]
+        retrieval_km, random_km = self._distance_metrics(stage)
+        retrieval_km.update(great_circle_km(points, retrieved))
+        if batch_size > 1:
+            # A random guess among the other locations of the batch.
+            pairwise = great_circle_km(points[:, None], points[None, :])
+            others = ~torch.eye(batch_size, dtype=torch.bool, device=points.device)
+            random_km.update(pairwise[others])
+        return loss
+
+    def _distance_metrics(self, stage: str) -> tuple[CatMetric, CatMetric]:
+        return (
+            cast(CatMetric, self.retrieval_km[stage]),
+            cast(CatMetric, self.random_km[stage]),
+        )
+
+    def _log_distances(self, stage: str) -> None:
+        retrieval_km, random_km = self._distance_metrics(stage)
+        for name, metric in (
+            ('median_km', retrieval_km),
+            ('random_median_km', random_km),
+        ):
+            if metric.update_count:
+                self.log(f'{stage}_{name}', metric.compute().median().float())
+            metric.reset()
+
+    def validation_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor | None:
+        """Compute the validation loss and retrieval metrics of one batch.
+
+        Args:
+            batch: ``{'image': (B, C, H, W), 'point': (B, 2)}``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            The loss.
+        """
+        return self._evaluate(batch, 'val')
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the median retrieval distances of the epoch."""
+        self._log_distances('val')
+
+    def test_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor | None:
+        """Compute the test loss and retrieval metrics of one batch.
+
+        Args:
+            batch: ``{'image': (B, C, H, W), 'point': (B, 2)}``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            The loss.
+        """
+        return self._evaluate(batch, 'test')
+
+    def on_test_epoch_end(self) -> None:
+        """Log the median retrieval distances of the test set."""
+        self._log_distances('test')
+
+    def predict_step(
+        self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> dict[str, Tensor]:
+        """Embed the locations (and images, when present) of one batch.
+
+        Args:
+            batch: ``{'point': (B, 2)}``, optionally with ``'image'``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            ``{'point', 'location_embedding'}`` and, with images,
+            ``'image_embedding'``.
+        """
+        points = batch['point']
+        with torch.autocast(device_type=points.device.type, enabled=False):
+            output = {
+                'point': points,
+                'location_embedding': self.location_encoder(points.float()),
+            }
+        if 'image' in batch:
+            self._check_bands(batch['image'])
+            output['image_embedding'] = self.image_encoder(batch['image'])
+        return output
+
+    def configure_optimizers(self) -> OptimizerLRScheduler:
+        """AdamW without weight decay on biases, norms, 1-D params, temperature.
+
+        Returns:
+            The optimizer and, unless the schedule is constant without
+            warm-up, a per-step learning-rate schedule.
+        """
+        decay, no_decay = [], []
+        for name, parameter in self.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            if parameter.ndim < 2 or name == 'logit_scale' or _is_norm(self, name):
+                no_decay.append(parameter)
+            else:
+                decay.append(parameter)
+        optimizer = AdamW(
+            [
+                {'params': decay, 'weight_decay': self.hparams['weight_decay']},
+                {'params': no_decay, 'weight_decay': 0.0},
+            ],
+            lr=self.hparams['lr'],
+        )
+        warmup = int(self.hparams['warmup_steps'])
+        if self.hparams['lr_schedule'] == 'constant' and warmup == 0:
+            return optimizer
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        lr, min_lr = float(self.hparams['lr']), float(self.hparams['min_lr'])
+        cosine = self.hparams['lr_schedule'] == 'cosine'
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if not cosine:
+                return 1.0
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return (
+                min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+            ) / lr
+
+        scheduler = LambdaLR(optimizer, factor)
+        return {
+            'optimizer': optimizer,
+            'lr_scheduler': {'scheduler': scheduler, 'interval': 'step'},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what rebuilds the location encoder without an image backbone.
+
+        Args:
+            checkpoint: The checkpoint being saved.
+        """
+        checkpoint[CHECKPOINT_KEY] = {
+            'format': CHECKPOINT_FORMAT,
+            'location_encoder': {
+                'config': self.location_encoder.config,
+                'state_dict_prefix': 'location_encoder.',
+            },
+        }
+
+
+def _is_norm(module: nn.Module, parameter_name: str) -> bool:
+    owner_name = parameter_name.rpartition('.')[0]
+    owner = module.get_submodule(owner_name) if owner_name else module
+    norms: Sequence[type[nn.Module]] = (
+        nn.modules.batchnorm._NormBase,
+        nn.GroupNorm,
+        nn.LayerNorm,
+    )
+    return isinstance(owner, tuple(norms))
