@@ -7,17 +7,26 @@ YAML. The other sub-commands are satclip-tg's own tools.
 """
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .plugins import COMPONENT_KINDS, ComponentConflictError, get_registry
 
-__all__ = ['LIGHTNING_COMMANDS', 'main', 'run_lightning']
+__all__ = [
+    'COMMAND_MODULES',
+    'LIGHTNING_COMMANDS',
+    'build_parser',
+    'main',
+    'run_lightning',
+]
 
 #: Sub-commands handled by LightningCLI.
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
+
+#: Modules of `satclip_tg.commands` providing the other sub-commands.
+COMMAND_MODULES = ('plugins',)
 
 # GDAL settings that make reading many small GeoTIFFs fast (as TorchGeo's CLI).
 _RASTERIO_SETTINGS = {
@@ -55,38 +64,6 @@ def run_lightning(args: Sequence[str]) -> None:
     )
 
 
-def _list_plugins(args: argparse.Namespace) -> int:
-    registry = get_registry()
-    kinds = [args.kind] if args.kind else list(COMPONENT_KINDS)
-    rows = []
-    status = 0
-    for kind in kinds:
-        try:
-            components = registry.components(kind)
-        except ComponentConflictError as error:
-            print(f'error: {error}', file=sys.stderr)
-            status = 1
-            continue
-        rows += [
-            (
-                COMPONENT_KINDS[c.kind][1],
-                c.name,
-                c.distribution or '-',
-                c.version or '-',
-            )
-            for c in components
-        ]
-    header = ('kind', 'name', 'distribution', 'version')
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    for row in [header, *rows]:
-        print(
-            '  '.join(
-                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
-            ).rstrip()
-        )
-    return status
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``satclip-tg`` command.
 
@@ -102,19 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--version', action='version', version=f'%(prog)s {__version__}'
     )
-    commands = parser.add_subparsers(dest='command', metavar='COMMAND')
-    plugins = commands.add_parser(
-        'plugins',
-        help='list registered components (built-ins and installed plugins)',
-        description='List every registered component: kind, name, providing '
-        'distribution and version.',
-    )
-    plugins.add_argument(
-        '--kind',
-        choices=list(COMPONENT_KINDS),
-        help='only list components of this kind',
-    )
-    plugins.set_defaults(handler=_list_plugins)
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for name in COMMAND_MODULES:
+        importlib.import_module(f'{__package__}.commands.{name}').register(subparsers)
     return parser
 
 
