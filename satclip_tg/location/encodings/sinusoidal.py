@@ -107,17 +107,24 @@ class MultiScaleEncoding(PositionalEncoding):
     frequencies: Tensor
 
     def __init__(
-        self, frequency_num: int, min_radius: float, max_radius: float
+        self,
+        frequency_num: int = 16,
+        min_radius: float = DEFAULT_MIN_RADIUS,
+        max_radius: float = DEFAULT_MAX_RADIUS,
     ) -> None:
-        """Initialize the scales.
+        r"""Initialize the scales.
 
         Args:
-            frequency_num: Number of scales ``S``, at least 1.
-            min_radius: Smallest radius in radians.
-            max_radius: Largest radius in radians.
+            frequency_num: Number of scales $S$; the output has
+                ``features_per_scale`` $\times S$ columns.
+            min_radius: Smallest radius $r_{\min}$ in radians; the default
+                $1/360$ gives a finest wavelength of 1 degree.
+            max_radius: Largest radius $r_{\max}$ in radians; the default 1
+                gives a coarsest wavelength of a full circle.
 
         Raises:
-            ValueError: If an argument is out of range.
+            ValueError: If ``frequency_num < 1``, a radius is not a positive
+                finite number, or ``min_radius >= max_radius``.
         """
         super().__init__()
         self.radii = geometric_radii(frequency_num, min_radius, max_radius)
@@ -238,27 +245,6 @@ class Space2VecGrid(MultiScaleEncoding):
     pole_invariant = False
     features_per_scale = 4
 
-    def __init__(
-        self,
-        frequency_num: int = 16,
-        min_radius: float = DEFAULT_MIN_RADIUS,
-        max_radius: float = DEFAULT_MAX_RADIUS,
-    ) -> None:
-        r"""Initialize the encoding.
-
-        Args:
-            frequency_num: Number of scales $S$; the output has $4S$ columns.
-            min_radius: Smallest radius $r_{\min}$ in radians; the default
-                $1/360$ gives a finest wavelength of 1 degree.
-            max_radius: Largest radius $r_{\max}$ in radians; the default 1
-                gives a coarsest wavelength of a full circle.
-
-        Raises:
-            ValueError: If ``frequency_num < 1``, a radius is not a positive
-                finite number, or ``min_radius >= max_radius``.
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
-
     def encode(self, coords: Tensor) -> Tensor:
         """Encode validated coordinates.
 
@@ -315,18 +301,12 @@ class Space2VecTheory(MultiScaleEncoding):
         min_radius: float = DEFAULT_MIN_RADIUS,
         max_radius: float = DEFAULT_MAX_RADIUS,
     ) -> None:
-        r"""Initialize the encoding.
+        """Initialize the scales and the three directions.
 
         Args:
             frequency_num: Number of scales $S$; the output has $6S$ columns.
-            min_radius: Smallest radius $r_{\min}$ in radians; the default
-                $1/360$ gives a finest wavelength of 1 degree.
-            max_radius: Largest radius $r_{\max}$ in radians; the default 1
-                gives a coarsest wavelength of a full circle.
-
-        Raises:
-            ValueError: If ``frequency_num < 1``, a radius is not a positive
-                finite number, or ``min_radius >= max_radius``.
+            min_radius: Smallest radius in radians (see `MultiScaleEncoding`).
+            max_radius: Largest radius in radians (see `MultiScaleEncoding`).
         """
         super().__init__(frequency_num, min_radius, max_radius)
         half_sqrt3 = math.sqrt(3) / 2

@@ -17,13 +17,14 @@ If you use these encodings, please cite:
 """
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from .sinusoidal import DEFAULT_MAX_RADIUS, DEFAULT_MIN_RADIUS, MultiScaleEncoding
+from .sinusoidal import DEFAULT_MIN_RADIUS, MultiScaleEncoding
 
-__all__ = ['SphereC', 'SphereCPlus', 'SphereM', 'SphereMPlus']
+__all__ = ['MixedScaleEncoding', 'SphereC', 'SphereCPlus', 'SphereM', 'SphereMPlus']
 
 #: Default largest radius of ``spherem`` and ``spheremplus`` (a wavelength of
 #: 180 degrees). It must not be 1: see `SphereM`.
@@ -55,6 +56,41 @@ def _check_no_unit_frequency(radii: list[float], name: str) -> None:
             )
 
 
+class MixedScaleEncoding(MultiScaleEncoding):
+    """Base of ``spherem`` and ``spheremplus``: no scale may have radius 1.
+
+    Their products mix a scaled angle with an unscaled one, so at frequency 1
+    pairs of columns coincide; the default ``max_radius`` is therefore 0.5.
+    """
+
+    #: Registered name, used in error messages.
+    registered_name: ClassVar[str]
+
+    def __init__(
+        self,
+        frequency_num: int = 16,
+        min_radius: float = DEFAULT_MIN_RADIUS,
+        max_radius: float = DEFAULT_MAX_RADIUS_MIXED,
+    ) -> None:
+        r"""Initialize the scales.
+
+        Args:
+            frequency_num: Number of scales $S$; the output has
+                ``features_per_scale`` $\times S$ columns.
+            min_radius: Smallest radius $r_{\min}$ in radians; the default
+                $1/360$ gives a finest wavelength of 1 degree.
+            max_radius: Largest radius $r_{\max}$ in radians; the default 0.5
+                gives a coarsest wavelength of 180 degrees.
+
+        Raises:
+            ValueError: If ``frequency_num < 1``, a radius is not a positive
+                finite number, ``min_radius >= max_radius``, or a scale has
+                radius 1 (its columns would coincide pairwise).
+        """
+        super().__init__(frequency_num, min_radius, max_radius)
+        _check_no_unit_frequency(self.radii, self.registered_name)
+
+
 class SphereC(MultiScaleEncoding):
     r"""Sphere2Vec ``sphereC``: a multi-scale point on the unit sphere.
 
@@ -77,27 +113,6 @@ class SphereC(MultiScaleEncoding):
     periodic_in_longitude = False
     pole_invariant = False
     features_per_scale = 3
-
-    def __init__(
-        self,
-        frequency_num: int = 16,
-        min_radius: float = DEFAULT_MIN_RADIUS,
-        max_radius: float = DEFAULT_MAX_RADIUS,
-    ) -> None:
-        r"""Initialize the encoding.
-
-        Args:
-            frequency_num: Number of scales $S$; the output has $3S$ columns.
-            min_radius: Smallest radius $r_{\min}$ in radians; the default
-                $1/360$ gives a finest wavelength of 1 degree.
-            max_radius: Largest radius $r_{\max}$ in radians; the default 1
-                gives a coarsest wavelength of a full circle.
-
-        Raises:
-            ValueError: If ``frequency_num < 1``, a radius is not a positive
-                finite number, or ``min_radius >= max_radius``.
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
 
     def encode(self, coords: Tensor) -> Tensor:
         """Encode validated coordinates.
@@ -142,27 +157,6 @@ class SphereCPlus(MultiScaleEncoding):
     periodic_in_longitude = False
     pole_invariant = False
     features_per_scale = 6
-
-    def __init__(
-        self,
-        frequency_num: int = 16,
-        min_radius: float = DEFAULT_MIN_RADIUS,
-        max_radius: float = DEFAULT_MAX_RADIUS,
-    ) -> None:
-        r"""Initialize the encoding.
-
-        Args:
-            frequency_num: Number of scales $S$; the output has $6S$ columns.
-            min_radius: Smallest radius $r_{\min}$ in radians; the default
-                $1/360$ gives a finest wavelength of 1 degree.
-            max_radius: Largest radius $r_{\max}$ in radians; the default 1
-                gives a coarsest wavelength of a full circle.
-
-        Raises:
-            ValueError: If ``frequency_num < 1``, a radius is not a positive
-                finite number, or ``min_radius >= max_radius``.
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
 
     def encode(self, coords: Tensor) -> Tensor:
         """Encode validated coordinates.
@@ -209,7 +203,7 @@ def _unscaled(coords: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return torch.cos(lat), torch.cos(lon), torch.sin(lon)
 
 
-class SphereM(MultiScaleEncoding):
+class SphereM(MixedScaleEncoding):
     r"""Sphere2Vec ``sphereM``: multi-scale terms mixed with single-scale ones.
 
     Registered as ``spherem``. In each product one of the two angles is
@@ -233,29 +227,7 @@ class SphereM(MultiScaleEncoding):
     periodic_in_longitude = False
     pole_invariant = False
     features_per_scale = 5
-
-    def __init__(
-        self,
-        frequency_num: int = 16,
-        min_radius: float = DEFAULT_MIN_RADIUS,
-        max_radius: float = DEFAULT_MAX_RADIUS_MIXED,
-    ) -> None:
-        r"""Initialize the encoding.
-
-        Args:
-            frequency_num: Number of scales $S$; the output has $5S$ columns.
-            min_radius: Smallest radius $r_{\min}$ in radians; the default
-                $1/360$ gives a finest wavelength of 1 degree.
-            max_radius: Largest radius $r_{\max}$ in radians; the default 0.5
-                gives a coarsest wavelength of 180 degrees.
-
-        Raises:
-            ValueError: If ``frequency_num < 1``, a radius is not a positive
-                finite number, ``min_radius >= max_radius``, or a scale has
-                radius 1 (its columns would coincide pairwise).
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
-        _check_no_unit_frequency(self.radii, 'spherem')
+    registered_name = 'spherem'
 
     def encode(self, coords: Tensor) -> Tensor:
         """Encode validated coordinates.
@@ -284,7 +256,7 @@ class SphereM(MultiScaleEncoding):
         return features.reshape(coords.shape[0], self.embedding_dim)
 
 
-class SphereMPlus(MultiScaleEncoding):
+class SphereMPlus(MixedScaleEncoding):
     r"""Sphere2Vec ``sphereM+``: ``sphereM`` together with the Space2Vec grid.
 
     Registered as ``spheremplus``. For every scale $s$, the union of the
@@ -306,29 +278,7 @@ class SphereMPlus(MultiScaleEncoding):
     periodic_in_longitude = False
     pole_invariant = False
     features_per_scale = 8
-
-    def __init__(
-        self,
-        frequency_num: int = 16,
-        min_radius: float = DEFAULT_MIN_RADIUS,
-        max_radius: float = DEFAULT_MAX_RADIUS_MIXED,
-    ) -> None:
-        r"""Initialize the encoding.
-
-        Args:
-            frequency_num: Number of scales $S$; the output has $8S$ columns.
-            min_radius: Smallest radius $r_{\min}$ in radians; the default
-                $1/360$ gives a finest wavelength of 1 degree.
-            max_radius: Largest radius $r_{\max}$ in radians; the default 0.5
-                gives a coarsest wavelength of 180 degrees.
-
-        Raises:
-            ValueError: If ``frequency_num < 1``, a radius is not a positive
-                finite number, ``min_radius >= max_radius``, or a scale has
-                radius 1 (its columns would coincide pairwise).
-        """
-        super().__init__(frequency_num, min_radius, max_radius)
-        _check_no_unit_frequency(self.radii, 'spheremplus')
+    registered_name = 'spheremplus'
 
     def encode(self, coords: Tensor) -> Tensor:
         """Encode validated coordinates.
