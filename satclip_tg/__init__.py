@@ -15,6 +15,7 @@ from .location import (
     list_positional_encodings,
     validate_coordinates,
 )
+from .pretrained import load_location_encoder, load_satclip
 
 try:
     __version__ = version('satclip-tg')
@@ -29,5 +30,7 @@ __all__ = [
     'get_positional_encoding',
     'list_networks',
     'list_positional_encodings',
+    'load_location_encoder',
+    'load_satclip',
     'validate_coordinates',
 ]

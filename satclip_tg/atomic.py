@@ -4,9 +4,12 @@ import contextlib
 import os
 import pathlib
 import tempfile
+import threading
 from collections.abc import Iterator
 
 __all__ = ['OutputExistsError', 'atomic_output']
+
+_UMASK_LOCK = threading.Lock()
 
 
 class OutputExistsError(FileExistsError):
@@ -52,6 +55,17 @@ def atomic_output(
     temporary = pathlib.Path(name)
     try:
         yield temporary
+        # mkstemp makes the file private (0o600); give the output the
+        # permissions a plain open(path, 'w') would have.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:
+        # os.umask can only be read by setting it; restore it at once.
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask

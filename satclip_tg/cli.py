@@ -26,7 +26,7 @@ __all__ = [
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
 #: Modules of `satclip_tg.commands` providing the other sub-commands.
-COMMAND_MODULES = ('plugins',)
+COMMAND_MODULES = ('plugins', 'data', 'demo', 'embed', 'embed_grid', 'benchmark')
 
 # GDAL settings that make reading many small GeoTIFFs fast (as TorchGeo's CLI).
 _RASTERIO_SETTINGS = {

@@ -34,3 +34,14 @@ def test_existing_output_needs_overwrite(tmp_path) -> None:
     with atomic_output(target, overwrite=True) as temporary:
         temporary.write_text('new')
     assert target.read_text() == 'new'
+
+
+def test_output_gets_the_usual_permissions(tmp_path) -> None:
+    import os
+
+    target = tmp_path / 'out.csv'
+    with atomic_output(target) as temporary:
+        temporary.write_text('x')
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,6 +1,7 @@
 """The built-in components, registered through the public hooks like any plugin."""
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -63,3 +64,15 @@ def satclip_tg_image_backbones() -> Mapping[str, Callable[..., nn.Module]]:
         name: timm_backbone(name)
         for name in ('resnet18', 'resnet50', 'vit_small_patch16_224')
     }
+
+
+@hookimpl
+def satclip_tg_downstream_tasks() -> Mapping[str, Callable[..., Any]]:
+    """Provide the built-in downstream tasks (real data from registry packages).
+
+    Returns:
+        The built-in tasks by name.
+    """
+    from ..benchmark.tasks import BUILTIN_TASKS
+
+    return BUILTIN_TASKS

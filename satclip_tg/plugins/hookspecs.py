@@ -90,8 +90,34 @@ def satclip_tg_image_backbones() -> Mapping[str, Callable[..., nn.Module]]:
 def satclip_tg_downstream_tasks() -> Mapping[str, Callable[..., Any]]:
     """Provide downstream evaluation tasks (labelled point data sets).
 
+    The factory is called with keyword arguments only (the task's options) and
+    returns a task object with these members:
+
+    * ``task_type``: ``'regression'`` or ``'classification'``;
+    * ``num_classes``: the number of classes (an ``int`` of at least 2) for
+      classification, ``None`` for regression;
+    * ``load(num_points, seed)``: returns ``(coords, labels)``, two NumPy
+      arrays or torch tensors: ``coords`` of shape ``(n, 2)``, float64, valid
+      (lon, lat) degrees, with ``1 <= n <= num_points``; ``labels`` of shape
+      ``(n,)``, float64 and finite for regression, int64 in
+      ``[0, num_classes)`` for classification. The same ``seed`` gives the
+      same result. When data it needs is missing, it raises an error whose
+      message says what to install.
+
+    The hook and the factory stay cheap: data is read and heavy packages are
+    imported in ``load`` only. `satclip_tg.testing.check_downstream_task`
+    checks this contract.
+
+    Optional members that ``satclip-tg benchmark`` uses when present:
+    ``description`` (one line), ``sources`` (data sources with licences),
+    ``classes`` (class names, indexed by the labels) and
+    ``unavailable_reason()`` (``None``, or why the task cannot run here, with
+    the install hint, found without loading data: the benchmark then lists
+    the task as unavailable and runs the others). A factory that accepts a
+    ``cache_dir`` keyword gets the benchmark's cache folder. The benchmark
+    caches what ``load`` returns (see `satclip_tg.benchmark.load_points`).
+
     Returns:
-        A mapping from name to a factory called with keyword arguments only
-        that returns a downstream task object.
+        A mapping from name to a factory of downstream task objects.
     """
     raise NotImplementedError

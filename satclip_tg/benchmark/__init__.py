@@ -1,0 +1,62 @@
+"""Downstream evaluation of location encoders on real data (``satclip-tg benchmark``).
+
+The pieces, usable on their own from a notebook:
+
+* `evaluate`: embeddings + labels + split -> per-fold metrics;
+* `make_splits`: random, spatial-block and leave-one-continent-out folds;
+* `fit_probe`: linear and MLP probes with inner-CV penalty selection;
+* `load_points`: labelled points of a registered task, cached;
+* `resolve_encoder`: baselines, registered encodings and checkpoints;
+* `run_benchmark`: all of it over encoders x tasks x probes, with a report.
+"""
+
+from .encoders import (
+    BASELINES,
+    BenchmarkEncoder,
+    GeoCLIPLocationEncoder,
+    resolve_encoder,
+)
+from .evaluation import METRICS, Evaluation, FoldResult, evaluate
+from .probes import PROBES, ProbeConfig, ProbeFit, fit_probe
+from .runner import DEFAULT_NUM_POINTS, BenchmarkResult, run_benchmark
+from .sources import SOURCES, DataSource, DataUnavailableError, default_cache_dir
+from .splits import SPLITS, Fold, make_splits
+from .tasks import (
+    BUILTIN_TASKS,
+    DownstreamTask,
+    PackagedTask,
+    PointLabels,
+    get_task,
+    load_points,
+)
+
+__all__ = [
+    'BASELINES',
+    'BUILTIN_TASKS',
+    'DEFAULT_NUM_POINTS',
+    'METRICS',
+    'PROBES',
+    'SOURCES',
+    'SPLITS',
+    'BenchmarkEncoder',
+    'BenchmarkResult',
+    'DataSource',
+    'DataUnavailableError',
+    'DownstreamTask',
+    'Evaluation',
+    'Fold',
+    'FoldResult',
+    'GeoCLIPLocationEncoder',
+    'PackagedTask',
+    'PointLabels',
+    'ProbeConfig',
+    'ProbeFit',
+    'default_cache_dir',
+    'evaluate',
+    'fit_probe',
+    'get_task',
+    'load_points',
+    'make_splits',
+    'resolve_encoder',
+    'run_benchmark',
+]

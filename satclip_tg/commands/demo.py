@@ -1,0 +1,116 @@
+"""``satclip-tg demo``: the main job, SatCLIP pretraining on real pixels.
+
+Builds the Blue Marble data set, pretrains with ``configs/demo.yaml``, and
+writes the checkpoint, an embedding map and a summary into a new run folder;
+see `satclip_tg.demo.pipeline`.
+"""
+
+import argparse
+import sys
+from typing import Any
+
+from .data import _fraction, _positive
+
+__all__ = ['register', 'run']
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``demo`` sub-command.
+
+    Args:
+        subparsers: The object returned by ``add_subparsers``.
+    """
+    parser = subparsers.add_parser(
+        'demo',
+        help='real-pixel SatCLIP pretraining demo on NASA Blue Marble patches',
+        description='Build the Blue Marble data set, pretrain a SatCLIP location '
+        'encoder on it, and write the checkpoint, embedding_map.png and '
+        'summary.txt into a new folder under --runs-dir. Arguments after -- go '
+        'to LightningCLI, e.g. -- --trainer.max_epochs=2.',
+    )
+    parser.add_argument(
+        '--config', default='configs/demo.yaml', help='fit config (%(default)s)'
+    )
+    parser.add_argument(
+        '--runs-dir', default='runs', help='parent of the run folder (%(default)s)'
+    )
+    parser.add_argument(
+        '--data-root', default=None, help="data folder (default: the config's root)"
+    )
+    parser.add_argument('--n', type=_positive, help="patches (default: the demo's)")
+    parser.add_argument(
+        '--patch-size',
+        type=_positive,
+        help="patch side in pixels (default: the demo's)",
+    )
+    parser.add_argument('--seed', type=int, help="sampling seed (default: the demo's)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        '--land-fraction',
+        type=_fraction,
+        metavar='F',
+        help="share of points on land (default: the demo's)",
+    )
+    where.add_argument(
+        '--global',
+        dest='whole_globe',
+        action='store_true',
+        help='points uniform over the whole globe',
+    )
+    parser.add_argument(
+        '--threads',
+        type=_positive,
+        help='PyTorch CPU threads (default: one less than the cores; the '
+        'data-loading worker gets the last one)',
+    )
+    parser.add_argument(
+        'lightning_args',
+        nargs=argparse.REMAINDER,
+        help='-- then extra LightningCLI arguments',
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0 on success, 1 if the config or the Blue Marble data are missing.
+    """
+    from ..demo.bluemarble import BasemapDataNotFoundError
+    from ..demo.pipeline import DEMO_DATA, DemoData, run_demo
+
+    extra = list(args.lightning_args)
+    if extra[:1] == ['--']:
+        extra = extra[1:]
+    data = DemoData(
+        n=DEMO_DATA.n if args.n is None else args.n,
+        patch_size=DEMO_DATA.patch_size if args.patch_size is None else args.patch_size,
+        seed=DEMO_DATA.seed if args.seed is None else args.seed,
+        land_fraction=None
+        if args.whole_globe
+        else DEMO_DATA.land_fraction
+        if args.land_fraction is None
+        else args.land_fraction,
+    )
+
+    def say(message: str) -> None:
+        print(f'[satclip-tg demo] {message}', flush=True)
+
+    try:
+        run_demo(
+            config=args.config,
+            runs_dir=args.runs_dir,
+            data_root=args.data_root,
+            data=data,
+            lightning_args=extra,
+            threads=args.threads,
+            say=say,
+        )
+    except (FileNotFoundError, BasemapDataNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    return 0

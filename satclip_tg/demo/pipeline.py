@@ -1,0 +1,440 @@
+"""The main job: SatCLIP pretraining on Blue Marble patches, end to end.
+
+`run_demo` does, with a message per step:
+
+1. build the Blue Marble data set (`build_bluemarble`; a no-op when an
+   identical one exists);
+2. ``satclip-tg fit --config configs/demo.yaml`` in this process, with
+   Lightning's progress bar, logging into a new run folder;
+3. load the location encoder back from the checkpoint and draw the map of its
+   embeddings (`write_embedding_map`);
+4. write ``summary.txt`` with the validation metrics and timings.
+
+Everything lands in one new folder ``<runs_dir>/demo-YYYYmmdd-HHMMSS/``
+(suffixed ``-2``, ``-3``, ... if it exists): earlier runs are never touched.
+"""
+
+import json
+import math
+import os
+import pathlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ..atomic import atomic_output
+from ..location.encoder import LocationEncoder, build_location_encoder
+from ..tasks.satclip import CHECKPOINT_KEY
+from .bluemarble import build_bluemarble, read_land_mask, read_manifest
+from .embedding_map import write_embedding_map
+
+__all__ = [
+    'CHECKPOINT_NAME',
+    'DEMO_DATA',
+    'DemoData',
+    'DemoOutputs',
+    'location_encoder_from_checkpoint',
+    'new_run_dir',
+    'run_demo',
+]
+
+#: File name of the trained model in the run folder.
+CHECKPOINT_NAME = 'satclip-demo.ckpt'
+#: File name of the final metrics (JSON) in the run folder.
+METRICS_NAME = 'final_metrics.json'
+#: File name of the map in the run folder.
+MAP_NAME = 'embedding_map.png'
+#: File name of the summary in the run folder.
+SUMMARY_NAME = 'summary.txt'
+#: Files that LightningCLI and the CSV logger write into the run folder.
+_LOG_FILES = ('config.yaml', 'hparams.yaml', 'metrics.csv')
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Settings of the demo's Blue Marble data set (`build_bluemarble`).
+
+    Attributes:
+        n: Number of patches.
+        patch_size: Patch side in mosaic pixels (1/15 degree each).
+        seed: Seed of the point sampling.
+        land_fraction: Share of points on land; None for the whole globe.
+    """
+
+    n: int
+    patch_size: int
+    seed: int
+    land_fraction: float | None
+
+
+#: The data the demo trains on (see ``configs/demo.yaml``).
+DEMO_DATA = DemoData(n=20000, patch_size=16, seed=0, land_fraction=0.75)
+
+
+class DemoOutputs(Callback):
+    """Save the trained model and the final metrics when ``fit`` ends.
+
+    Unlike `ModelCheckpoint` this also runs under ``fast_dev_run``, so that
+    the whole demo pipeline can be tested in seconds.
+    """
+
+    def __init__(self, run_dir: str) -> None:
+        """Initialize the callback.
+
+        Args:
+            run_dir: Folder receiving ``satclip-demo.ckpt`` and
+                ``final_metrics.json``.
+        """
+        super().__init__()
+        self.run_dir = pathlib.Path(run_dir)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write the checkpoint and the metrics of the last validation.
+
+        Args:
+            trainer: The trainer.
+            pl_module: The trained task.
+        """
+        # Every rank takes part in saving; only rank 0 writes the file. The
+        # weights alone (no optimiser state): a third of the size.
+        partial = self.run_dir / f'.{CHECKPOINT_NAME}.partial'
+        trainer.save_checkpoint(partial, weights_only=True)
+        if not trainer.is_global_zero:
+            return
+        os.replace(partial, self.run_dir / CHECKPOINT_NAME)
+        metrics = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if isinstance(value, torch.Tensor) and value.numel() == 1
+        }
+        datamodule: Any = getattr(trainer, 'datamodule', None)
+        val_dataset = getattr(datamodule, 'val_dataset', None)
+        record = {
+            'metrics': metrics,
+            'epochs': trainer.current_epoch,
+            'global_step': trainer.global_step,
+            'batch_size': getattr(datamodule, 'batch_size', None),
+            'val_size': len(val_dataset) if val_dataset is not None else 0,
+            'fast_dev_run': bool(getattr(trainer, 'fast_dev_run', False)),
+        }
+        with atomic_output(self.run_dir / METRICS_NAME, overwrite=True) as temporary:
+            temporary.write_text(json.dumps(record, indent=2) + '\n')
+
+
+def location_encoder_from_checkpoint(
+    path: str | os.PathLike[str],
+) -> LocationEncoder:
+    """Rebuild the location encoder of a satclip-tg checkpoint.
+
+    Uses the recipe that `SatCLIPTask` stores under
+    ``checkpoint['satclip_tg']['location_encoder']``; no image backbone is
+    built.
+
+    Args:
+        path: A checkpoint written while training `SatCLIPTask`.
+
+    Returns:
+        The encoder in eval mode, on the CPU.
+
+    Raises:
+        ValueError: If the checkpoint has no satclip-tg location-encoder entry.
+    """
+    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    entry = checkpoint.get(CHECKPOINT_KEY, {}).get('location_encoder')
+    if not entry:
+        raise ValueError(f'{path} holds no satclip-tg location encoder')
+    encoder = build_location_encoder(**entry['config'])
+    prefix = entry['state_dict_prefix']
+    state = {
+        key[len(prefix) :]: value
+        for key, value in checkpoint['state_dict'].items()
+        if key.startswith(prefix)
+    }
+    encoder.load_state_dict(state)
+    return encoder.eval()
+
+
+def new_run_dir(runs_dir: str | os.PathLike[str], prefix: str = 'demo') -> pathlib.Path:
+    """Create a new, empty run folder named after the current time.
+
+    Args:
+        runs_dir: Parent folder (created if needed).
+        prefix: Start of the folder name.
+
+    Returns:
+        ``<runs_dir>/<prefix>-YYYYmmdd-HHMMSS``, with ``-2``, ``-3``, ...
+        appended when that exists already.
+    """
+    parent = pathlib.Path(runs_dir)
+    parent.mkdir(parents=True, exist_ok=True)
+    stem = f'{prefix}-{time.strftime("%Y%m%d-%H%M%S")}'
+    for attempt in range(1, 1000):
+        candidate = parent / (stem if attempt == 1 else f'{stem}-{attempt}')
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f'could not create a new run folder under {parent}')
+
+
+def _config_data_root(config: pathlib.Path) -> str | None:
+    import yaml
+
+    try:
+        document = yaml.safe_load(config.read_text())
+        root = document['data']['init_args']['root']
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    return str(root) if root is not None else None
+
+
+def _format_km(value: float | None) -> str:
+    return 'n/a' if value is None or math.isnan(value) else f'{value:,.0f} km'
+
+
+def _format_share(value: float | None) -> str:
+    return 'n/a' if value is None or math.isnan(value) else f'{100 * value:.1f}%'
+
+
+def write_summary(
+    path: pathlib.Path,
+    record: Mapping[str, Any],
+    data: DemoData,
+    data_root: str,
+    timings: Mapping[str, float],
+    explained: Sequence[float],
+    map_resolution: float = 0.5,
+) -> str:
+    """Write the human-readable summary of a demo run.
+
+    Args:
+        path: Output text file (written atomically).
+        record: What `DemoOutputs` saved (metrics, epochs, sizes).
+        data: The data settings.
+        data_root: Where the data set lives.
+        timings: Seconds per step.
+        explained: Variance shares of the map's three components.
+        map_resolution: Grid cell size of the map in degrees.
+
+    Returns:
+        The text written.
+    """
+    metrics: Mapping[str, float] = record.get('metrics', {})
+
+    def get(name: str) -> float | None:
+        return metrics.get(name)
+
+    median, random = get('val_median_km'), get('val_random_median_km')
+    ratio = (
+        f' ({median / random:.2f} of the random guess)'
+        if median is not None and random
+        else ''
+    )
+    land = (
+        'the whole globe'
+        if data.land_fraction is None
+        else f'{100 * data.land_fraction:.0f}% land, the rest water'
+    )
+    lines = [
+        'satclip-tg demo: SatCLIP pretraining on NASA Blue Marble patches',
+        '',
+        f'data:       {data.n} patches of {data.patch_size} x {data.patch_size} '
+        f'pixels (1/15 degree each), area-uniform points on {land}, seed '
+        f'{data.seed}; {data_root}',
+        f'training:   {record.get("epochs")} epochs, {record.get("global_step")} '
+        f'steps, batch {record.get("batch_size")}'
+        + (' (fast_dev_run)' if record.get('fast_dev_run') else ''),
+        '',
+        f'validation ({record.get("val_size")} held-out locations; retrieval among '
+        f'the locations of each batch of {record.get("batch_size")}):',
+        f'  median retrieval error:   {_format_km(median)}{ratio}',
+        f'  random-guess median:      {_format_km(random)}',
+        f'  image -> location top-1:  {_format_share(get("val_img2loc_top1"))}, '
+        f'top-5: {_format_share(get("val_img2loc_top5"))}',
+        f'  location -> image top-1:  {_format_share(get("val_loc2img_top1"))}, '
+        f'top-5: {_format_share(get("val_loc2img_top5"))}',
+        '  loss:                     '
+        + ('n/a' if get('val_loss') is None else f'{get("val_loss"):.3f}'),
+        '',
+        'embedding map: first 3 principal components of the location embeddings '
+        f'on a {map_resolution:g}-degree grid as RGB (variance explained '
+        + ', '.join(f'{100 * share:.0f}%' for share in explained)
+        + ')',
+        '',
+        'time (s):   '
+        + ', '.join(f'{name} {seconds:.0f}' for name, seconds in timings.items()),
+        '',
+        f'files:      {CHECKPOINT_NAME} (Lightning checkpoint, weights only; '
+        f'location encoder recipe under checkpoint["{CHECKPOINT_KEY}"]), '
+        f'{MAP_NAME}, {METRICS_NAME}'
+        + ''.join(f', {name}' for name in _LOG_FILES if (path.parent / name).exists()),
+        '',
+    ]
+    text = '\n'.join(lines)
+    with atomic_output(path, overwrite=True) as temporary:
+        temporary.write_text(text)
+    return text
+
+
+def run_demo(
+    *,
+    config: str | os.PathLike[str] = 'configs/demo.yaml',
+    runs_dir: str | os.PathLike[str] = 'runs',
+    data_root: str | None = None,
+    data: DemoData = DEMO_DATA,
+    lightning_args: Sequence[str] = (),
+    map_resolution: float = 0.5,
+    threads: int | None = None,
+    say: Callable[[str], None] = print,
+) -> pathlib.Path:
+    """Run the whole demo and return its run folder.
+
+    Args:
+        config: LightningCLI config of the pretraining run.
+        runs_dir: Parent of the new run folder.
+        data_root: Where to build and read the data set; by default the
+            config's ``data.init_args.root``.
+        data: Settings of the data set.
+        lightning_args: Extra LightningCLI arguments, e.g.
+            ``['--trainer.max_epochs=1']``.
+        map_resolution: Grid cell size of the embedding map in degrees.
+        threads: PyTorch CPU threads while the demo runs; by default one less
+            than the available cores (one core is left to the data-loading
+            worker). On a busy machine, more threads than free cores slow
+            training down several times (OpenMP threads wait for each other).
+        say: Prints a progress message.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        FileNotFoundError: If the config does not exist.
+    """
+    config_path = pathlib.Path(config)
+    if not config_path.is_file():
+        raise FileNotFoundError(f'config {config_path} not found')
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or max(1, _available_cores() - 1))
+    try:
+        return _run_demo(
+            config_path, runs_dir, data_root, data, lightning_args, map_resolution, say
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _run_demo(
+    config_path: pathlib.Path,
+    runs_dir: str | os.PathLike[str],
+    data_root: str | None,
+    data: DemoData,
+    lightning_args: Sequence[str],
+    map_resolution: float,
+    say: Callable[[str], None],
+) -> pathlib.Path:
+    from ..cli import run_lightning
+
+    root = data_root or _config_data_root(config_path) or 'data/bluemarble-demo'
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    say(
+        f'step 1/4: Blue Marble data set in {root} ({data.n} patches of '
+        f'{data.patch_size} x {data.patch_size} pixels)'
+    )
+    manifest = read_manifest(root)
+    # A data set we built with other settings is rebuilt; other files are kept.
+    replace = manifest is not None
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done == total or now - last[0] > 5:
+            last[0] = now
+            say(f'  {done}/{total} patches written')
+
+    report = build_bluemarble(
+        root,
+        data.n,
+        patch_size=data.patch_size,
+        seed=data.seed,
+        land_fraction=data.land_fraction,
+        overwrite=replace,
+        progress=progress,
+    )
+    timings['data'] = report.seconds
+    say(
+        f'  built in {report.seconds:.0f} s'
+        if report.built
+        else '  already built with these settings: reusing it'
+    )
+
+    run_dir = new_run_dir(runs_dir)
+    say(
+        f'step 2/4: pretraining (satclip-tg fit --config {config_path}; '
+        f'{torch.get_num_threads()} PyTorch threads) into {run_dir}'
+    )
+    callback = {
+        'class_path': f'{DemoOutputs.__module__}.DemoOutputs',
+        'init_args': {'run_dir': str(run_dir)},
+    }
+    logger = {
+        'class_path': 'lightning.pytorch.loggers.CSVLogger',
+        'init_args': {'save_dir': str(run_dir), 'name': '', 'version': ''},
+    }
+    fit_start = time.perf_counter()
+    run_lightning(
+        [
+            'fit',
+            f'--config={config_path}',
+            f'--data.init_args.root={root}',
+            f'--trainer.default_root_dir={run_dir}',
+            '--trainer.enable_checkpointing=false',
+            f'--trainer.logger={json.dumps(logger)}',
+            f'--trainer.callbacks+={json.dumps(callback)}',
+            *lightning_args,
+        ]
+    )
+    timings['training'] = time.perf_counter() - fit_start
+    checkpoint = run_dir / CHECKPOINT_NAME
+    record = json.loads((run_dir / METRICS_NAME).read_text())
+    say(f'  trained in {timings["training"]:.0f} s; checkpoint {checkpoint}')
+
+    say(f'step 3/4: embedding map -> {run_dir / MAP_NAME}')
+    map_start = time.perf_counter()
+    encoder = location_encoder_from_checkpoint(checkpoint)
+    explained = write_embedding_map(
+        encoder,
+        run_dir / MAP_NAME,
+        resolution=map_resolution,
+        land_mask=read_land_mask(10.0, 'l'),
+    )
+    timings['map'] = time.perf_counter() - map_start
+    timings['total'] = time.perf_counter() - start
+
+    say(f'step 4/4: summary -> {run_dir / SUMMARY_NAME}')
+    text = write_summary(
+        run_dir / SUMMARY_NAME,
+        record,
+        data,
+        root,
+        timings,
+        explained.tolist(),
+        map_resolution,
+    )
+    say('\n' + text)
+    say(f'done: all outputs are in {run_dir}')
+    return run_dir
