@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import torch
 
-from satclip_tg import build_location_encoder
+from satclip_tg import build_location_encoder, load_location_encoder
 from satclip_tg.atomic import OutputExistsError
 from satclip_tg.cli import main
 from satclip_tg.demo import bluemarble, embedding_map, pipeline
@@ -310,6 +310,20 @@ def test_embedding_map_on_a_tiny_grid(tmp_path) -> None:
 # The whole demo --------------------------------------------------------------
 
 
+@needs_basemap
+def test_training_density_weights_land_and_water() -> None:
+    lon, lat = embedding_map.global_grid(2)
+    land = read_land_mask().is_land(lon, lat)
+    density = pipeline.training_density(2, 0.75)
+    assert density.shape == lon.shape and density.sum() == pytest.approx(1)
+    assert density[land].sum() == pytest.approx(0.75)
+    area = pipeline.training_density(2, None)
+    np.testing.assert_allclose(
+        area[:, 0] / area[:, 0].sum(),
+        np.cos(np.radians(lat[:, 0])) / np.cos(np.radians(lat[:, 0])).sum(),
+    )
+
+
 def test_run_folders_never_clobber(tmp_path) -> None:
     first = pipeline.new_run_dir(tmp_path)
     second = pipeline.new_run_dir(tmp_path)
@@ -352,7 +366,7 @@ def test_demo_pipeline_fast_dev_run(tmp_path) -> None:
     assert 'km' in summary and 'top-1' in summary
     record = json.loads((run_dir / 'final_metrics.json').read_text())
     assert record['metrics']['val_random_median_km'] > 0
-    encoder = pipeline.location_encoder_from_checkpoint(run_dir / 'satclip-demo.ckpt')
+    encoder = load_location_encoder(run_dir / 'satclip-demo.ckpt')
     out = encoder(torch.tensor([[0.0, 0.0], [179.0, -60.0]]))
     assert out.shape == (2, 128) and torch.isfinite(out).all()
     # The data set is reused by the next run.

@@ -20,6 +20,8 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: The object returned by ``add_subparsers``.
     """
+    from ..demo.settings import DEMO_DATA
+
     parser = subparsers.add_parser(
         'demo',
         help='real-pixel SatCLIP pretraining demo on NASA Blue Marble patches',
@@ -37,19 +39,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         '--data-root', default=None, help="data folder (default: the config's root)"
     )
-    parser.add_argument('--n', type=_positive, help="patches (default: the demo's)")
+    parser.add_argument('--n', type=_positive, help=f'patches ({DEMO_DATA.n})')
     parser.add_argument(
         '--patch-size',
         type=_positive,
-        help="patch side in pixels (default: the demo's)",
+        help=f'patch side in pixels ({DEMO_DATA.patch_size})',
     )
-    parser.add_argument('--seed', type=int, help="sampling seed (default: the demo's)")
+    parser.add_argument('--seed', type=int, help=f'sampling seed ({DEMO_DATA.seed})')
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         '--land-fraction',
         type=_fraction,
         metavar='F',
-        help="share of points on land (default: the demo's)",
+        help=f'share of points on land ({DEMO_DATA.land_fraction})',
     )
     where.add_argument(
         '--global',
@@ -81,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         0 on success, 1 if the config or the Blue Marble data are missing.
     """
     from ..demo.bluemarble import BasemapDataNotFoundError
-    from ..demo.pipeline import DEMO_DATA, DemoData, run_demo
+    from ..demo.pipeline import run_demo
+    from ..demo.settings import DEMO_DATA, DemoData
 
     extra = list(args.lightning_args)
     if extra[:1] == ['--']:

@@ -61,6 +61,7 @@ __all__ = [
     'read_manifest',
     'sample_points',
     'sample_sphere',
+    'settings_of',
 ]
 
 #: Module whose folder holds the basemap data files.
@@ -421,9 +422,20 @@ class BuildReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _settings(
+def settings_of(
     n: int, patch_size: int, seed: int, land_fraction: float | None
 ) -> dict[str, Any]:
+    """The settings a data set's manifest records (and rebuilds compare).
+
+    Args:
+        n: Number of patches.
+        patch_size: Patch side in pixels.
+        seed: Sampling seed.
+        land_fraction: Share of points on land, or None.
+
+    Returns:
+        A JSON-compatible dict.
+    """
     return {
         'n': n,
         'patch_size': patch_size,
@@ -610,7 +622,8 @@ def build_bluemarble(
             S2-100K), or None for uniform over the whole globe.
         overwrite: Replace an existing folder built with other settings (or
             not by this function).
-        workers: Threads writing files (default: up to 4).
+        workers: Threads writing files when the fast template writer is not
+            available and every file goes through rasterio (default: up to 4).
         progress: Called as ``progress(done, total)`` after each chunk.
 
     Returns:
@@ -631,16 +644,17 @@ def build_bluemarble(
         )
     patch_windows([0.0], [0.0], patch_size)  # validates patch_size
     final = pathlib.Path(root)
-    settings = _settings(n, patch_size, seed, land_fraction)
+    settings = settings_of(n, patch_size, seed, land_fraction)
     if _is_complete(final, settings):
         return BuildReport(final, False, time.perf_counter() - start, settings)
     if final.exists() and not overwrite:
         manifest = read_manifest(final)
-        what = (
-            f'a Blue Marble data set built with {manifest.get("settings")}'
-            if manifest
-            else 'other files'
-        )
+        if manifest is None:
+            what = 'other files'
+        elif manifest.get('settings') == settings:
+            what = 'an incomplete Blue Marble data set with these settings'
+        else:
+            what = f'a Blue Marble data set built with {manifest.get("settings")}'
         raise OutputExistsError(
             f'{final} already holds {what}; pass --overwrite (overwrite=True) to '
             f'replace it, or choose another root'

@@ -153,11 +153,12 @@ def write_embedding_map(
     *,
     resolution: float = 0.5,
     land_mask: LandMask | None = None,
+    weights: npt.ArrayLike | None = None,
     title: str | None = None,
     overwrite: bool = False,
     dpi: int = 150,
 ) -> FloatArray:
-    """Draw the first three principal components of an encoder as an RGB map.
+    r"""Draw the first three principal components of an encoder as an RGB map.
 
     Args:
         encoder: A location encoder (``(N, 2)`` (lon, lat) -> ``(N, D)``).
@@ -165,6 +166,10 @@ def write_embedding_map(
         resolution: Grid cell size in degrees.
         land_mask: Coastlines to draw (the 0.5 contour of the land fraction);
             None for none.
+        weights: Weight of each grid cell in the PCA, ``(rows, cols)`` as
+            `global_grid`; by default the cell areas ($\propto \cos$ lat).
+            The demo weights cells by the density of its training points, so
+            that the components describe the places the model learnt from.
         title: Figure title; a default one names the explained variance.
         overwrite: Replace an existing file.
         dpi: Resolution of the PNG (the figure is 10 x 5.6 inches).
@@ -179,8 +184,10 @@ def write_embedding_map(
     from matplotlib.figure import Figure
 
     embeddings = embed_grid(encoder, resolution)
-    _, lat = global_grid(resolution)
-    rgb, explained = principal_components_rgb(embeddings, np.cos(np.radians(lat)))
+    if weights is None:
+        _, lat = global_grid(resolution)
+        weights = np.cos(np.radians(lat))
+    rgb, explained = principal_components_rgb(embeddings, weights)
 
     figure = Figure(figsize=(10, 5.6), layout='constrained')
     FigureCanvasAgg(figure)

@@ -6,8 +6,9 @@
    identical one exists);
 2. ``satclip-tg fit --config configs/demo.yaml`` in this process, with
    Lightning's progress bar, logging into a new run folder;
-3. load the location encoder back from the checkpoint and draw the map of its
-   embeddings (`write_embedding_map`);
+3. load the location encoder back from the checkpoint
+   (`satclip_tg.load_location_encoder`) and draw the map of its embeddings
+   (`write_embedding_map`);
 4. write ``summary.txt`` with the validation metrics and timings.
 
 Everything lands in one new folder ``<runs_dir>/demo-YYYYmmdd-HHMMSS/``
@@ -20,27 +21,29 @@ import os
 import pathlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
+import numpy.typing as npt
 import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..atomic import atomic_output
-from ..location.encoder import LocationEncoder, build_location_encoder
+from ..pretrained import load_location_encoder
 from ..tasks.satclip import CHECKPOINT_KEY
-from .bluemarble import build_bluemarble, read_land_mask, read_manifest
-from .embedding_map import write_embedding_map
+from .bluemarble import build_bluemarble, read_land_mask, read_manifest, settings_of
+from .embedding_map import global_grid, write_embedding_map
+from .settings import DEMO_DATA, DemoData
 
 __all__ = [
     'CHECKPOINT_NAME',
     'DEMO_DATA',
     'DemoData',
     'DemoOutputs',
-    'location_encoder_from_checkpoint',
     'new_run_dir',
     'run_demo',
+    'training_density',
 ]
 
 #: File name of the trained model in the run folder.
@@ -53,27 +56,6 @@ MAP_NAME = 'embedding_map.png'
 SUMMARY_NAME = 'summary.txt'
 #: Files that LightningCLI and the CSV logger write into the run folder.
 _LOG_FILES = ('config.yaml', 'hparams.yaml', 'metrics.csv')
-
-
-@dataclass(frozen=True)
-class DemoData:
-    """Settings of the demo's Blue Marble data set (`build_bluemarble`).
-
-    Attributes:
-        n: Number of patches.
-        patch_size: Patch side in mosaic pixels (1/15 degree each).
-        seed: Seed of the point sampling.
-        land_fraction: Share of points on land; None for the whole globe.
-    """
-
-    n: int
-    patch_size: int
-    seed: int
-    land_fraction: float | None
-
-
-#: The data the demo trains on (see ``configs/demo.yaml``).
-DEMO_DATA = DemoData(n=20000, patch_size=16, seed=0, land_fraction=0.75)
 
 
 class DemoOutputs(Callback):
@@ -126,37 +108,35 @@ class DemoOutputs(Callback):
             temporary.write_text(json.dumps(record, indent=2) + '\n')
 
 
-def location_encoder_from_checkpoint(
-    path: str | os.PathLike[str],
-) -> LocationEncoder:
-    """Rebuild the location encoder of a satclip-tg checkpoint.
+def training_density(
+    resolution: float, land_fraction: float | None
+) -> npt.NDArray[np.float64]:
+    """Density of the training points on the cells of a global grid.
 
-    Uses the recipe that `SatCLIPTask` stores under
-    ``checkpoint['satclip_tg']['location_encoder']``; no image backbone is
-    built.
+    Points are area-uniform on land and on water separately, with a share
+    ``land_fraction`` on land (`sample_points`); the density of a cell is its
+    area times the share of its class over the area of that class.
 
     Args:
-        path: A checkpoint written while training `SatCLIPTask`.
+        resolution: Grid cell size in degrees (`global_grid`).
+        land_fraction: Share of points on land; None for area-uniform.
 
     Returns:
-        The encoder in eval mode, on the CPU.
-
-    Raises:
-        ValueError: If the checkpoint has no satclip-tg location-encoder entry.
+        ``(rows, cols)`` weights summing to 1.
     """
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    entry = checkpoint.get(CHECKPOINT_KEY, {}).get('location_encoder')
-    if not entry:
-        raise ValueError(f'{path} holds no satclip-tg location encoder')
-    encoder = build_location_encoder(**entry['config'])
-    prefix = entry['state_dict_prefix']
-    state = {
-        key[len(prefix) :]: value
-        for key, value in checkpoint['state_dict'].items()
-        if key.startswith(prefix)
-    }
-    encoder.load_state_dict(state)
-    return encoder.eval()
+    lon, lat = global_grid(resolution)
+    area = np.cos(np.radians(lat))
+    if land_fraction is not None:
+        land = read_land_mask().is_land(lon, lat)
+        land_area, water_area = area[land].sum(), area[~land].sum()
+        share = np.where(
+            land,
+            land_fraction / max(land_area, 1e-12),
+            (1 - land_fraction) / max(water_area, 1e-12),
+        )
+        area = area * share
+    density: npt.NDArray[np.float64] = area / area.sum()
+    return density
 
 
 def new_run_dir(runs_dir: str | os.PathLike[str], prefix: str = 'demo') -> pathlib.Path:
@@ -181,6 +161,10 @@ def new_run_dir(runs_dir: str | os.PathLike[str], prefix: str = 'demo') -> pathl
             continue
         return candidate
     raise FileExistsError(f'could not create a new run folder under {parent}')
+
+
+def _settings(data: DemoData) -> dict[str, Any]:
+    return settings_of(data.n, data.patch_size, data.seed, data.land_fraction)
 
 
 def _config_data_root(config: pathlib.Path) -> str | None:
@@ -236,11 +220,12 @@ def write_summary(
         if median is not None and random
         else ''
     )
-    land = (
-        'the whole globe'
-        if data.land_fraction is None
-        else f'{100 * data.land_fraction:.0f}% land, the rest water'
-    )
+    if data.land_fraction is None:
+        land = 'the whole globe'
+    elif data.land_fraction == 1:
+        land = 'land only'
+    else:
+        land = f'{100 * data.land_fraction:.0f}% land, the rest water'
     lines = [
         'satclip-tg demo: SatCLIP pretraining on NASA Blue Marble patches',
         '',
@@ -263,7 +248,8 @@ def write_summary(
         + ('n/a' if get('val_loss') is None else f'{get("val_loss"):.3f}'),
         '',
         'embedding map: first 3 principal components of the location embeddings '
-        f'on a {map_resolution:g}-degree grid as RGB (variance explained '
+        f'on a {map_resolution:g}-degree grid, weighted by the density of the '
+        'training points, as RGB (variance explained '
         + ', '.join(f'{100 * share:.0f}%' for share in explained)
         + ')',
         '',
@@ -358,6 +344,8 @@ def _run_demo(
     manifest = read_manifest(root)
     # A data set we built with other settings is rebuilt; other files are kept.
     replace = manifest is not None
+    if manifest is not None and manifest.get('settings') != _settings(data):
+        say(f'  {root} holds a data set with other settings: rebuilding it')
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -385,7 +373,7 @@ def _run_demo(
     run_dir = new_run_dir(runs_dir)
     say(
         f'step 2/4: pretraining (satclip-tg fit --config {config_path}; '
-        f'{torch.get_num_threads()} PyTorch threads) into {run_dir}'
+        f'PyTorch on {torch.get_num_threads()} CPU thread(s)) into {run_dir}'
     )
     callback = {
         'class_path': f'{DemoOutputs.__module__}.DemoOutputs',
@@ -415,12 +403,13 @@ def _run_demo(
 
     say(f'step 3/4: embedding map -> {run_dir / MAP_NAME}')
     map_start = time.perf_counter()
-    encoder = location_encoder_from_checkpoint(checkpoint)
+    encoder = load_location_encoder(checkpoint)
     explained = write_embedding_map(
         encoder,
         run_dir / MAP_NAME,
         resolution=map_resolution,
         land_mask=read_land_mask(10.0, 'l'),
+        weights=training_density(map_resolution, data.land_fraction),
     )
     timings['map'] = time.perf_counter() - map_start
     timings['total'] = time.perf_counter() - start
