@@ -3,9 +3,7 @@
 import pathlib
 
 import pytest
-import timm
 import torch
-from torchvision.models._api import WeightsEnum
 
 from satclip_tg.cli import main
 from satclip_tg.tasks.satclip import CHECKPOINT_KEY
@@ -13,18 +11,6 @@ from satclip_tg.tasks.satclip import CHECKPOINT_KEY
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / 'tests' / 'data' / 's2_100k'
 CONFIGS = sorted((ROOT / 'configs').glob('sh_*.yaml'))
-
-
-@pytest.fixture
-def offline_weights(monkeypatch):
-    """Serve TorchGeo weights from freshly initialised models instead of a download."""
-
-    def get_state_dict(self, *args, **kwargs):
-        return timm.create_model(
-            self.meta['model'], in_chans=self.meta['in_chans']
-        ).state_dict()
-
-    monkeypatch.setattr(WeightsEnum, 'get_state_dict', get_state_dict)
 
 
 def fast_args(tmp_path, crop_size: int) -> list[str]:

@@ -10,8 +10,6 @@ import importlib.metadata
 import pathlib
 
 import pytest
-import timm
-from torchvision.models._api import WeightsEnum
 
 from satclip_tg.cli import main
 from satclip_tg.plugins import get_registry
@@ -26,18 +24,6 @@ NEEDS = {
     'plugin_smp_resnet34': ('satclip-tg-smp', 'image_backbone', 'smp:resnet34'),
     'plugin_koppen': ('satclip-tg-koppen', 'downstream_task', 'koppen'),
 }
-
-
-@pytest.fixture
-def offline_weights(monkeypatch):
-    """Serve TorchGeo weights from freshly initialised models instead of a download."""
-
-    def get_state_dict(self, *args, **kwargs):
-        return timm.create_model(
-            self.meta['model'], in_chans=self.meta['in_chans']
-        ).state_dict()
-
-    monkeypatch.setattr(WeightsEnum, 'get_state_dict', get_state_dict)
 
 
 def fast_args(tmp_path) -> list[str]:

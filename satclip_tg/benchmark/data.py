@@ -24,6 +24,7 @@ __all__ = [
     'continent_of',
     'country_index',
     'era5_annual',
+    'era5_monthly',
     'is_land',
     'land_cover',
     'natural_earth_countries',
@@ -186,21 +187,36 @@ def _sample_land(
 
 
 @functools.cache
-def _era5_grids(path: str) -> dict[str, NDArray[np.float32]]:
+def _era5_monthly(path: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     h5py = _require_module('h5py', 'h5py')
     with h5py.File(path, 'r') as handle:
-        temperature = np.asarray(handle['t2m'][:], dtype=np.float64)
-        precipitation = np.asarray(handle['tp'][:], dtype=np.float64)
+        temperature = np.asarray(handle['t2m'][:], dtype=np.float32)
+        precipitation = np.asarray(handle['tp'][:], dtype=np.float32)
         latitude = np.asarray(handle['latitude'][:])
         longitude = np.asarray(handle['longitude'][:])
     if not (latitude[0] == 90.0 and longitude[0] == 0.0):  # pragma: no cover
         raise ValueError(f'unexpected ERA5 grid in {path}')
+    # Units as stored (verified against known climates): deg C and
+    # mm/month, although the attributes say K and m.
+    return temperature, precipitation
+
+
+@functools.cache
+def _era5_grids(path: str) -> dict[str, NDArray[np.float32]]:
+    temperature, precipitation = _era5_monthly(path)
     return {
-        # Units as stored (verified against known climates): deg C and
-        # mm/month, although the attributes say K and m.
-        'temperature': temperature.mean(axis=0).astype(np.float32),
-        'precipitation': precipitation.sum(axis=0).astype(np.float32),
+        'temperature': temperature.mean(axis=0, dtype=np.float64).astype(np.float32),
+        'precipitation': precipitation.sum(axis=0, dtype=np.float64).astype(np.float32),
     }
+
+
+def _era5_cells(
+    coords: Coords, shape: tuple[int, ...]
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    rows, cols = shape[-2:]
+    row = np.clip(np.rint((90.0 - coords[:, 1]) / 0.25).astype(np.intp), 0, rows - 1)
+    col = np.rint(np.mod(coords[:, 0], 360.0) / 0.25).astype(np.intp) % cols
+    return row, col
 
 
 def era5_annual(
@@ -218,11 +234,30 @@ def era5_annual(
         ``(N,)`` values.
     """
     grid = _era5_grids(str(SOURCES['era5'].require(cache_dir)))[variable]
-    rows, cols = grid.shape
-    row = np.clip(np.rint((90.0 - coords[:, 1]) / 0.25).astype(np.intp), 0, rows - 1)
-    col = np.rint(np.mod(coords[:, 0], 360.0) / 0.25).astype(np.intp) % cols
+    row, col = _era5_cells(coords, grid.shape)
     values: NDArray[np.float64] = grid[row, col].astype(np.float64)
     return values
+
+
+def era5_monthly(
+    coords: Coords, cache_dir: pathlib.Path | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Monthly ERA5 climatology (2000-2025) at the nearest 0.25 deg grid cell.
+
+    Args:
+        coords: ``(N, 2)`` (lon, lat) in degrees.
+        cache_dir: The benchmark cache folder.
+
+    Returns:
+        ``(temperature, precipitation)``, each ``(12, N)``, January first:
+        monthly means in deg C and monthly totals in mm.
+    """
+    temperature, precipitation = _era5_monthly(str(SOURCES['era5'].require(cache_dir)))
+    row, col = _era5_cells(coords, temperature.shape)
+    return (
+        temperature[:, row, col].astype(np.float64),
+        precipitation[:, row, col].astype(np.float64),
+    )
 
 
 def altitude(

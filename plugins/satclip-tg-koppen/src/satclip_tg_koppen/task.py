@@ -1,33 +1,16 @@
 """The ``koppen`` downstream task: climate groups at land points."""
 
-import functools
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from satclip_tg.benchmark.sources import SOURCES
+from satclip_tg.benchmark import data
 from satclip_tg.benchmark.tasks import PackagedTask
 
 from .classify import KOPPEN_GROUPS, koppen_groups
 
 __all__ = ['KoppenTask']
-
-
-@functools.cache
-def _monthly_grids(path: str) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    import h5py
-
-    with h5py.File(path, 'r') as handle:
-        latitude = np.asarray(handle['latitude'][:])
-        longitude = np.asarray(handle['longitude'][:])
-        if not (latitude[0] == 90.0 and longitude[0] == 0.0):
-            raise ValueError(f'unexpected ERA5 grid in {path}')
-        # Stored as deg C and mm/month, although the attributes say K and m.
-        return (
-            np.asarray(handle['t2m'][:], dtype=np.float32),
-            np.asarray(handle['tp'][:], dtype=np.float32),
-        )
 
 
 class KoppenTask(PackagedTask):
@@ -64,15 +47,6 @@ class KoppenTask(PackagedTask):
         Returns:
             ``(labels, valid)``; every point gets a label.
         """
-        temperature, precipitation = _monthly_grids(
-            str(SOURCES['era5'].require(self.cache_dir))
-        )
-        rows, cols = temperature.shape[1:]
-        row = np.clip(
-            np.rint((90.0 - coords[:, 1]) / 0.25).astype(np.intp), 0, rows - 1
-        )
-        col = np.rint(np.mod(coords[:, 0], 360.0) / 0.25).astype(np.intp) % cols
-        labels = koppen_groups(
-            temperature[:, row, col], precipitation[:, row, col], coords[:, 1]
-        )
+        temperature, precipitation = data.era5_monthly(coords, self.cache_dir)
+        labels = koppen_groups(temperature, precipitation, coords[:, 1])
         return labels, np.ones(len(coords), dtype=bool)
