@@ -3,7 +3,8 @@
 Two implementations of the same numerics:
 
 * a fused, multi-threaded CPU kernel compiled with numba, which writes each
-  output element exactly once (no intermediate ``(N, L^2)`` tensors);
+  output element exactly once (no intermediate ``(N, L^2)`` tensors), with
+  vector stores (see :mod:`._numba_transpose`);
 * a pure-torch path that runs on any device and supports autograd.
 
 Both evaluate the fully normalised associated Legendre functions with the
@@ -15,10 +16,8 @@ only the result: near the poles ``P_l(x)`` has slope ~ l^2/2, so rounding
 ``x`` to float32 alone would cost ~1e-4 at L = 40.
 """
 
-import ctypes
 import functools
 import math
-import sys
 import warnings
 from typing import Any
 
@@ -26,13 +25,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._output_memory import ReusableOutputMemory, empty_with_huge_pages
+
 __all__ = ['Tables', 'harmonics_numba', 'harmonics_torch', 'numba_available']
 
 P00 = 0.5 / math.sqrt(math.pi)  # sqrt(1 / (4 pi))
 SQRT2 = math.sqrt(2.0)
-_BLOCK = 64  # points per SIMD block of the numba kernel
-_HUGEPAGE_BYTES = 1 << 21
-_MADV_HUGEPAGE = 14
 
 
 class Tables:
@@ -122,83 +120,11 @@ def harmonics_torch(
     return torch.cat(blocks, dim=1)
 
 
-@functools.cache
 def _numba_kernel() -> Any:
-    import numba
+    # Imported on first use: numba is slow to import and only needed here.
+    from ._spherical_harmonics_numba import harmonics_kernel
 
-    @numba.njit(  # type: ignore[misc]
-        parallel=True, fastmath=True, nogil=True, cache=True, error_model='numpy'
-    )
-    def kernel(
-        lon_deg: Any,
-        lat_deg: Any,
-        a: Any,
-        b: Any,
-        d: Any,
-        e: Any,
-        x_sign: float,
-        phi_offset: float,
-        m0_scale: float,
-        out: Any,
-    ) -> None:  # pragma: no cover - compiled
-        # Points are processed in blocks of _BLOCK so that the innermost loops
-        # run over points: long, contiguous, and vectorised by LLVM.
-        n = lon_deg.shape[0]
-        size = d.shape[0]
-        width = _BLOCK
-        for block in numba.prange((n + width - 1) // width):
-            start = block * width
-            count = min(width, n - start)
-            before_previous = np.zeros((size, width))
-            previous = np.zeros((size, width))
-            current = np.zeros((size, width))
-            cos_m = np.zeros((size, width))
-            sin_m = np.zeros((size, width))
-            x = np.zeros(width)
-            s = np.zeros(width)
-            cos1 = np.zeros(width)
-            sin1 = np.zeros(width)
-            for w in range(count):
-                phi = lon_deg[start + w] * (math.pi / 180.0) + phi_offset
-                lat = lat_deg[start + w] * (math.pi / 180.0)
-                x[w] = x_sign * math.sin(lat)
-                s[w] = math.cos(lat)
-                cos1[w] = math.cos(phi)
-                sin1[w] = math.sin(phi)
-            for w in range(width):
-                cos_m[0, w] = 1.0
-            for m in range(1, size):
-                for w in range(width):
-                    cos_m[m, w] = cos_m[m - 1, w] * cos1[w] - sin_m[m - 1, w] * sin1[w]
-                    sin_m[m, w] = sin_m[m - 1, w] * cos1[w] + cos_m[m - 1, w] * sin1[w]
-            for w in range(width):
-                current[0, w] = P00
-            for w in range(count):
-                out[start + w, 0] = m0_scale * P00
-            for degree in range(1, size):
-                before_previous, previous, current = previous, current, before_previous
-                for m in range(degree - 1):
-                    a_lm = a[degree, m]
-                    b_lm = b[degree, m]
-                    for w in range(width):
-                        current[m, w] = (
-                            a_lm * x[w] * previous[m, w] - b_lm * before_previous[m, w]
-                        )
-                d_l = d[degree]
-                e_l = e[degree]
-                for w in range(width):
-                    current[degree - 1, w] = d_l * x[w] * previous[degree - 1, w]
-                    current[degree, w] = e_l * s[w] * previous[degree - 1, w]
-                centre = degree * degree + degree
-                for w in range(count):
-                    out[start + w, centre] = m0_scale * current[0, w]
-                for m in range(1, degree + 1):
-                    for w in range(count):
-                        value = SQRT2 * current[m, w]
-                        out[start + w, centre + m] = value * cos_m[m, w]
-                        out[start + w, centre - m] = value * sin_m[m, w]
-
-    return kernel
+    return harmonics_kernel
 
 
 @functools.cache
@@ -221,30 +147,13 @@ def numba_available() -> bool:
     return True
 
 
-def _empty_output(rows: int, cols: int, dtype: torch.dtype) -> Tensor:
-    out = torch.empty(rows, cols, dtype=dtype)
-    nbytes = out.numel() * out.element_size()
-    if sys.platform.startswith('linux') and nbytes >= 64 * _HUGEPAGE_BYTES:
-        # Ask for transparent huge pages before first touch: a fresh 640 MB
-        # output otherwise costs ~160k page faults, more than the arithmetic.
-        start = -(-out.data_ptr() // _HUGEPAGE_BYTES) * _HUGEPAGE_BYTES
-        stop = (out.data_ptr() + nbytes) // _HUGEPAGE_BYTES * _HUGEPAGE_BYTES
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.madvise(
-                ctypes.c_void_p(start), ctypes.c_size_t(stop - start), _MADV_HUGEPAGE
-            )
-        except (OSError, AttributeError):  # pragma: no cover - advice only
-            pass
-    return out
-
-
 def harmonics_numba(
     coords: Tensor,
     tables: Tables,
     x_sign: float,
     phi_offset: float,
     m0_scale: float,
+    memory: ReusableOutputMemory | None = None,
 ) -> Tensor:
     """Evaluate the harmonics with the compiled CPU kernel (no autograd).
 
@@ -254,6 +163,7 @@ def harmonics_numba(
         x_sign: ``+1`` to measure theta from the north pole, ``-1`` from the south.
         phi_offset: Added to the longitude to give the azimuth phi.
         m0_scale: Factor of the ``m = 0`` columns.
+        memory: Where to take the output memory from; fresh memory if ``None``.
 
     Returns:
         ``(N, L^2)`` features in the dtype of ``coords``.
@@ -262,7 +172,11 @@ def harmonics_numba(
     detached = coords.detach()
     lon = detached[:, 0].to(torch.float64).contiguous().numpy()
     lat = detached[:, 1].to(torch.float64).contiguous().numpy()
-    out = _empty_output(coords.shape[0], size * size, coords.dtype)
+    rows, cols = coords.shape[0], size * size
+    if memory is None:
+        out = empty_with_huge_pages(rows, cols, coords.dtype)
+    else:
+        out = memory.empty(rows, cols, coords.dtype)
     _numba_kernel()(
         lon,
         lat,

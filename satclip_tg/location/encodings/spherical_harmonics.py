@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
+from ._output_memory import ReusableOutputMemory
 from ._spherical_harmonics_kernels import (
     Tables,
     harmonics_numba,
@@ -58,7 +59,11 @@ class SphericalHarmonics(PositionalEncoding):
 
     Speed: on CPU without autograd a fused multi-threaded kernel (numba) is
     used; on other devices, or when gradients with respect to the coordinates
-    are needed, a torch implementation of the same recurrence is used.
+    are needed, a torch implementation of the same recurrence is used. Large
+    CPU outputs (32 MB to 1 GB) are written into the memory of the previous
+    output once every reference to that output has been dropped, which saves
+    the page faults of a fresh allocation on repeated calls; outputs still in
+    use are never touched. ``reuse_output_memory=False`` turns this off.
     """
 
     periodic_in_longitude: ClassVar[bool] = True
@@ -69,6 +74,7 @@ class SphericalHarmonics(PositionalEncoding):
         legendre_polys: int = 10,
         convention: Convention = 'satclip',
         backend: Backend = 'auto',
+        reuse_output_memory: bool = True,
     ) -> None:
         """Initialize the encoding.
 
@@ -81,6 +87,9 @@ class SphericalHarmonics(PositionalEncoding):
                 coordinate gradient is needed and torch otherwise; ``'numba'``
                 and ``'torch'`` force one (``'numba'`` still falls back to torch
                 where it cannot run: other devices, autograd).
+            reuse_output_memory: Let the CPU kernel write into the memory of
+                an earlier output that is no longer referenced anywhere (keeps
+                at most one output of up to 1 GB alive between calls).
 
         Raises:
             ValueError: If an argument is out of range or unknown.
@@ -106,7 +115,9 @@ class SphericalHarmonics(PositionalEncoding):
         self.convention: Convention = convention
         self.backend: Backend = backend
         self.embedding_dim = legendre_polys * legendre_polys
+        self.reuse_output_memory = reuse_output_memory
         self._tables = Tables(legendre_polys)
+        self._output_memory = ReusableOutputMemory()
 
     def encode(self, coords: Tensor) -> Tensor:
         """Evaluate the harmonics.
@@ -119,7 +130,10 @@ class SphericalHarmonics(PositionalEncoding):
         """
         x_sign, phi_offset, m0_scale = _CONVENTIONS[self.convention]
         if self._use_numba(coords):
-            return harmonics_numba(coords, self._tables, x_sign, phi_offset, m0_scale)
+            memory = self._output_memory if self.reuse_output_memory else None
+            return harmonics_numba(
+                coords, self._tables, x_sign, phi_offset, m0_scale, memory
+            )
         radians = torch.deg2rad(coords.to(torch.float64))
         features = harmonics_torch(
             radians[:, 0], radians[:, 1], self._tables, x_sign, phi_offset, m0_scale
