@@ -134,3 +134,28 @@ def test_concurrent_calls_get_separate_memory() -> None:
     assert len({out.data_ptr() for out in outputs}) == 4
     for out in outputs:
         torch.testing.assert_close(out, outputs[0], rtol=0, atol=0)
+
+
+def test_output_saved_for_backward_is_not_overwritten() -> None:
+    from satclip_tg import build_location_encoder
+
+    torch.manual_seed(0)
+    encoder = build_location_encoder(
+        'sphericalharmonics',
+        'siren',
+        embed_dim=8,
+        positional_encoding_args={'legendre_polys': 6},
+        network_args={'hidden_dim': 16, 'num_hidden_layers': 1, 'dropout': 0.0},
+    )
+    encoder.positional_encoding._output_memory = ReusableOutputMemory(min_bytes=0)
+    coords = sample_coordinates(n=100)
+
+    def gradient(interleave: bool) -> torch.Tensor:
+        encoder.zero_grad()
+        loss = encoder(coords).square().sum()
+        if interleave:  # encode other points while the graph holds the output
+            encoder(coords.flip(0)).sum()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in encoder.parameters()])
+
+    torch.testing.assert_close(gradient(True), gradient(False), rtol=0, atol=0)
