@@ -3,7 +3,7 @@
 Kernels that vectorise over points produce one column of the output at a time,
 while the output is stored row by row. Writing those columns element by element
 costs one scalar store per value, which dominated the spherical-harmonics
-kernel. :func:`transpose8_store` instead moves an 8 x 8 tile with eight vector
+kernel. `transpose8_store` instead moves an 8 x 8 tile with eight vector
 loads, a 24-shuffle butterfly network and eight vector stores; LLVM turns the
 shuffles into the usual unpack/permute instructions of the target.
 """

@@ -7,7 +7,7 @@ tenths of a second in memory compaction. Spherical harmonics at L = 40 write
 6.4 kB per point, so for 100,000 points the allocation, not the arithmetic,
 would set the speed.
 
-:class:`ReusableOutputMemory` keeps the memory of its last large output. The
+`ReusableOutputMemory` keeps the memory of its last large output. The
 tensor handed out wraps a NumPy view of that memory, and the holder keeps only
 a weak reference to the view: while any tensor, view or NumPy array derived
 from the output is alive the view is alive, and the next call gets new memory.

@@ -4,7 +4,7 @@ Two implementations of the same numerics:
 
 * a fused, multi-threaded CPU kernel compiled with numba, which writes each
   output element exactly once (no intermediate ``(N, L^2)`` tensors), with
-  vector stores (see :mod:`._numba_transpose`);
+  vector stores (see `_numba_transpose.py`);
 * a pure-torch path that runs on any device and supports autograd.
 
 Both evaluate the fully normalised associated Legendre functions with the

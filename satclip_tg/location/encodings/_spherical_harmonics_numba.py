@@ -1,6 +1,6 @@
 """The compiled CPU kernel of the spherical harmonics (numba).
 
-See :mod:`._spherical_harmonics_kernels` for the numerics. Points are processed
+See `_spherical_harmonics_kernels.py` for the numerics. Points are processed
 in blocks of ``BLOCK``: the recurrences run with the points in the innermost
 loop, which LLVM vectorises, and fill a column-major block buffer; 8 x 8
 register transposes then move the buffer into the row-major output with whole
@@ -43,7 +43,7 @@ def harmonics_kernel(
     Args:
         lon_deg: ``(N,)`` float64 longitudes in degrees.
         lat_deg: ``(N,)`` float64 latitudes in degrees.
-        a: Recurrence table ``a`` of :class:`Tables`.
+        a: Recurrence table ``a`` of `Tables`.
         b: Recurrence table ``b``.
         d: Recurrence table ``d``.
         e: Recurrence table ``e``.
