@@ -162,3 +162,12 @@ def test_output_saved_for_backward_is_not_overwritten() -> None:
         return torch.cat([p.grad.flatten() for p in encoder.parameters()])
 
     torch.testing.assert_close(gradient(True), gradient(False), rtol=0, atol=0)
+
+
+def test_encode_into_rounds_once_from_float64_coordinates() -> None:
+    encoding = SphericalHarmonics(9, convention='orthonormal')
+    assert encoding.convention_parameters == (1.0, 0.0, 1.0)
+    coords = sample_coordinates(n=70, dtype=torch.float64)
+    out = torch.full((coords.shape[0], 81), float('nan'), dtype=torch.float32)
+    encoding.encode_into(coords, out)
+    torch.testing.assert_close(out, encoding(coords).float(), rtol=0, atol=0)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..location.coordinates import validate_coordinates
 from ..location.encoder import LocationEncoder
 from ..location.encodings import _spherical_harmonics_kernels as kernels
-from ..location.encodings.spherical_harmonics import _CONVENTIONS, SphericalHarmonics
+from ..location.encodings.spherical_harmonics import SphericalHarmonics
 from ..location.networks.siren import SirenLayer, SirenNet
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     'embed_points',
     'encoder_device',
     'encoder_dtype',
-    'harmonics_into',
     'siren_forward',
     'siren_layers',
 ]
@@ -136,36 +135,6 @@ def _fast_path(encoder: LocationEncoder) -> bool:
     )
 
 
-def harmonics_into(encoding: SphericalHarmonics, coords: Tensor, out: Tensor) -> None:
-    """Write the harmonics of float64 ``coords`` into ``out`` (CPU, any dtype).
-
-    The harmonics are computed in float64 from the float64 coordinates and
-    rounded once to ``out``'s dtype, so float32 output does not suffer from
-    rounding the coordinates to float32 first.
-
-    Args:
-        encoding: The spherical-harmonics encoding.
-        coords: ``(B, 2)`` float64 CPU (lon, lat) in degrees.
-        out: ``(B, L^2)`` contiguous CPU float tensor.
-    """
-    x_sign, phi_offset, m0_scale = _CONVENTIONS[encoding.convention]
-    tables = encoding._tables
-    lon = coords[:, 0].contiguous().numpy()
-    lat = coords[:, 1].contiguous().numpy()
-    kernels._numba_kernel()(
-        lon,
-        lat,
-        tables.a,
-        tables.b,
-        tables.d,
-        tables.e,
-        x_sign,
-        phi_offset,
-        m0_scale,
-        out.numpy(),
-    )
-
-
 def _as_coordinates(coords: npt.ArrayLike | Tensor) -> Tensor:
     if isinstance(coords, Tensor):
         tensor = coords.detach().to('cpu', torch.float64)
@@ -192,7 +161,7 @@ def _fused_chunks(
     def run(chunk: Tensor, out: Tensor) -> None:
         rows = chunk.shape[0]
         harmonics = features[:rows]
-        harmonics_into(encoding, chunk, harmonics)
+        encoding.encode_into(chunk, harmonics)
         target = out if out.dtype == dtype else None
         result = siren_forward(network, harmonics, buffers, target)
         if target is None:

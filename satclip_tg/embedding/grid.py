@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_output
 from ..location.encoder import LocationEncoder
 from ..location.encodings._spherical_harmonics_kernels import harmonics_torch
-from ..location.encodings.spherical_harmonics import _CONVENTIONS, SphericalHarmonics
+from ..location.encodings.spherical_harmonics import SphericalHarmonics
 from ..location.networks.siren import SirenNet
 from .engine import (
     embed_points,
@@ -240,8 +240,6 @@ class RowFactorization:
         self.device = encoder_device(encoder)
         degrees = encoding.legendre_polys
         self.legendre_polys = degrees
-        x_sign, phi_offset, m0_scale = _CONVENTIONS[encoding.convention]
-        self._convention = (x_sign, phi_offset, m0_scale)
         first = siren_layers(network)[0]
         self._bias = first.bias.detach()
         self._w0 = first.w0
@@ -281,13 +279,13 @@ class RowFactorization:
             ``(R, L^2)`` float64 (``L^2 + 1`` with ``pad``), columns ordered as
             the encoding's.
         """
-        x_sign, phi_offset, m0_scale = self._convention
+        x_sign, phi_offset, m0_scale = self.encoding.convention_parameters
         lat = torch.deg2rad(latitudes.to(self.device, torch.float64))
         # At azimuth 0 every cos(m phi) is exactly 1 (and sin(m phi) 0), so the
         # m >= 0 columns hold A; the m < 0 columns share A of order |m|.
         lon = torch.full_like(lat, -phi_offset)
         values = harmonics_torch(
-            lon, lat, self.encoding._tables, x_sign, phi_offset, m0_scale
+            lon, lat, self.encoding.tables, x_sign, phi_offset, m0_scale
         )
         values = torch.cat([values, values.new_zeros(values.shape[0], 1)], dim=1)
         mirror = self._mirror if pad else self._mirror[:-1]
@@ -317,7 +315,7 @@ class RowFactorization:
         Returns:
             ``(C, 2L-1)`` in the network's dtype, ordered m = -(L-1)..L-1.
         """
-        _, phi_offset, _ = self._convention
+        _, phi_offset, _ = self.encoding.convention_parameters
         degrees = self.legendre_polys
         phi = torch.deg2rad(longitudes.to(self.device, torch.float64)) + phi_offset
         orders = torch.arange(1, degrees, dtype=torch.float64, device=self.device)

@@ -27,7 +27,13 @@ from torch import Tensor
 
 from ._output_memory import ReusableOutputMemory, empty_with_huge_pages
 
-__all__ = ['Tables', 'harmonics_numba', 'harmonics_torch', 'numba_available']
+__all__ = [
+    'Tables',
+    'harmonics_numba',
+    'harmonics_numba_into',
+    'harmonics_torch',
+    'numba_available',
+]
 
 P00 = 0.5 / math.sqrt(math.pi)  # sqrt(1 / (4 pi))
 SQRT2 = math.sqrt(2.0)
@@ -169,17 +175,40 @@ def harmonics_numba(
         ``(N, L^2)`` features in the dtype of ``coords``.
     """
     size = tables.d.shape[0]
-    detached = coords.detach()
-    lon = detached[:, 0].to(torch.float64).contiguous().numpy()
-    lat = detached[:, 1].to(torch.float64).contiguous().numpy()
     rows, cols = coords.shape[0], size * size
     if memory is None:
         out = empty_with_huge_pages(rows, cols, coords.dtype)
     else:
         out = memory.empty(rows, cols, coords.dtype)
+    harmonics_numba_into(coords, tables, x_sign, phi_offset, m0_scale, out)
+    return out
+
+
+def harmonics_numba_into(
+    coords: Tensor,
+    tables: Tables,
+    x_sign: float,
+    phi_offset: float,
+    m0_scale: float,
+    out: Tensor,
+) -> None:
+    """Write the harmonics into ``out`` with the compiled CPU kernel.
+
+    The coordinates are read as float64 whatever their dtype, and the result
+    is rounded once to ``out``'s dtype.
+
+    Args:
+        coords: ``(N, 2)`` CPU float tensor of (lon, lat) in degrees.
+        tables: Recurrence coefficients for L degrees.
+        x_sign: ``+1`` to measure theta from the north pole, ``-1`` from the south.
+        phi_offset: Added to the longitude to give the azimuth phi.
+        m0_scale: Factor of the ``m = 0`` columns.
+        out: ``(N, L^2)`` C-contiguous CPU float32 or float64 tensor.
+    """
+    detached = coords.detach()
     _numba_kernel()(
-        lon,
-        lat,
+        detached[:, 0].to(torch.float64).contiguous().numpy(),
+        detached[:, 1].to(torch.float64).contiguous().numpy(),
         tables.a,
         tables.b,
         tables.d,
@@ -189,4 +218,3 @@ def harmonics_numba(
         m0_scale,
         out.numpy(),
     )
-    return out

@@ -10,6 +10,7 @@ from ._output_memory import ReusableOutputMemory
 from ._spherical_harmonics_kernels import (
     Tables,
     harmonics_numba,
+    harmonics_numba_into,
     harmonics_torch,
     numba_available,
 )
@@ -119,6 +120,35 @@ class SphericalHarmonics(PositionalEncoding):
         self._tables = Tables(legendre_polys)
         self._output_memory = ReusableOutputMemory()
 
+    @property
+    def tables(self) -> Tables:
+        """Recurrence coefficients of the Legendre functions (float64)."""
+        return self._tables
+
+    @property
+    def convention_parameters(self) -> tuple[float, float, float]:
+        """``(x_sign, phi_offset, m0_scale)`` of the convention.
+
+        ``x_sign`` is ``-1`` when theta is measured from the south pole,
+        ``phi_offset`` is added to the longitude in radians, and ``m0_scale``
+        multiplies the ``m = 0`` columns.
+        """
+        return _CONVENTIONS[self.convention]
+
+    def encode_into(self, coords: Tensor, out: Tensor) -> None:
+        """Write the harmonics into an existing CPU tensor (no autograd).
+
+        Uses the compiled kernel. The coordinates are read in float64 whatever
+        their dtype and the result is rounded once to ``out``'s dtype, so
+        float64 coordinates with a float32 ``out`` lose nothing to rounding
+        the coordinates first. The coordinates are not validated here.
+
+        Args:
+            coords: ``(N, 2)`` CPU float tensor of (lon, lat) in degrees.
+            out: ``(N, L^2)`` C-contiguous CPU float32 or float64 tensor.
+        """
+        harmonics_numba_into(coords, self._tables, *self.convention_parameters, out=out)
+
     def encode(self, coords: Tensor) -> Tensor:
         """Evaluate the harmonics.
 
@@ -128,7 +158,7 @@ class SphericalHarmonics(PositionalEncoding):
         Returns:
             ``(N, L^2)`` tensor in the dtype of ``coords``.
         """
-        x_sign, phi_offset, m0_scale = _CONVENTIONS[self.convention]
+        x_sign, phi_offset, m0_scale = self.convention_parameters
         if self._use_numba(coords):
             memory = self._output_memory if self.reuse_output_memory else None
             return harmonics_numba(
