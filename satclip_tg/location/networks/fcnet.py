@@ -2,7 +2,7 @@
 
 from torch import Tensor, nn
 
-from ._validation import check_positive
+from ._validation import check_network_arguments
 
 __all__ = ['FCNet', 'ResidualLayer']
 
@@ -68,14 +68,13 @@ class FCNet(nn.Module):
             ValueError: If a size is not positive or dropout is not in [0, 1).
         """
         super().__init__()
-        check_positive(
+        check_network_arguments(
+            dropout=dropout,
             dim_in=dim_in,
             dim_out=dim_out,
             hidden_dim=hidden_dim,
             num_residual_layers=num_residual_layers,
         )
-        if not 0 <= dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         self.stem = nn.Sequential(nn.Linear(dim_in, hidden_dim), nn.ReLU(inplace=True))
         self.residual_layers = nn.Sequential(
             *(ResidualLayer(hidden_dim, dropout) for _ in range(num_residual_layers))

@@ -2,7 +2,7 @@
 
 from torch import Tensor, nn
 
-from ._validation import check_positive
+from ._validation import check_network_arguments
 
 __all__ = ['LinearNetwork', 'MLPNetwork']
 
@@ -34,14 +34,13 @@ class MLPNetwork(nn.Sequential):
         Raises:
             ValueError: If a size is not positive or dropout is not in [0, 1).
         """
-        check_positive(
+        check_network_arguments(
+            dropout=dropout,
             dim_in=dim_in,
             dim_out=dim_out,
             hidden_dim=hidden_dim,
             num_hidden_layers=num_hidden_layers,
         )
-        if not 0 <= dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         layers: list[nn.Module] = []
         width = dim_in
         for _ in range(num_hidden_layers):
@@ -67,7 +66,7 @@ class LinearNetwork(nn.Linear):
         Raises:
             ValueError: If a size is not positive.
         """
-        check_positive(dim_in=dim_in, dim_out=dim_out)
+        check_network_arguments(dim_in=dim_in, dim_out=dim_out)
         super().__init__(dim_in, dim_out, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_positive
+from ._validation import check_network_arguments
 
 __all__ = ['SirenLayer', 'SirenNet']
 
@@ -112,14 +112,13 @@ class SirenNet(nn.Module):
             ValueError: If a size is not positive or dropout is not in [0, 1).
         """
         super().__init__()
-        check_positive(
+        check_network_arguments(
+            dropout=dropout,
             dim_in=dim_in,
             dim_out=dim_out,
             hidden_dim=hidden_dim,
             num_hidden_layers=num_hidden_layers,
         )
-        if not 0 <= dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {dropout}')
         self.layers = nn.ModuleList(
             SirenLayer(
                 dim_in if index == 0 else hidden_dim,
