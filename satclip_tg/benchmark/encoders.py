@@ -28,7 +28,11 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from ..location.encoder import build_location_encoder, get_positional_encoding
+from ..location.encoder import (
+    build_location_encoder,
+    encoder_dtype,
+    get_positional_encoding,
+)
 from ..plugins import get_registry
 from .sources import SOURCES, DataUnavailableError
 
@@ -65,8 +69,7 @@ def _module_embedder(
     module: nn.Module, batch_size: int = 8192
 ) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     module = module.eval()
-    parameter = next(module.parameters(), None)
-    dtype = parameter.dtype if parameter is not None else torch.float64
+    dtype = encoder_dtype(module, default=torch.float64)
 
     def embed(coords: NDArray[np.float64]) -> NDArray[np.float64]:
         outputs = []

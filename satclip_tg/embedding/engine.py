@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..location.coordinates import validate_coordinates
-from ..location.encoder import LocationEncoder
+from ..location.encoder import LocationEncoder, encoder_device, encoder_dtype
 from ..location.encodings import _spherical_harmonics_kernels as kernels
 from ..location.encodings.spherical_harmonics import SphericalHarmonics
 from ..location.networks.siren import SirenLayer, SirenNet
@@ -28,8 +28,6 @@ from ..location.networks.siren import SirenLayer, SirenNet
 __all__ = [
     'DEFAULT_BATCH_SIZE',
     'embed_points',
-    'encoder_device',
-    'encoder_dtype',
     'siren_forward',
     'siren_layers',
 ]
@@ -37,35 +35,6 @@ __all__ = [
 #: Points per chunk: large enough for efficient matrix products, small enough
 #: that a chunk's harmonics (``batch x L^2``) fit in a few tens of MB.
 DEFAULT_BATCH_SIZE = 8192
-
-
-def encoder_dtype(encoder: torch.nn.Module) -> torch.dtype:
-    """The floating-point dtype of an encoder's parameters (float32 if none).
-
-    Args:
-        encoder: A module.
-
-    Returns:
-        The dtype.
-    """
-    for parameter in encoder.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.float32
-
-
-def encoder_device(encoder: torch.nn.Module) -> torch.device:
-    """The device of an encoder's parameters (CPU if none).
-
-    Args:
-        encoder: A module.
-
-    Returns:
-        The device.
-    """
-    for parameter in encoder.parameters():
-        return parameter.device
-    return torch.device('cpu')
 
 
 def siren_layers(network: SirenNet) -> list[SirenLayer]:

@@ -39,14 +39,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
-from ..location.encoder import LocationEncoder
+from ..location.encoder import LocationEncoder, encoder_device, encoder_dtype
 from ..location.encodings._spherical_harmonics_kernels import harmonics_torch
 from ..location.encodings.spherical_harmonics import SphericalHarmonics
 from ..location.networks.siren import SirenNet
 from .engine import (
     embed_points,
-    encoder_device,
-    encoder_dtype,
     siren_forward,
     siren_layers,
 )

@@ -4,6 +4,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..plugins import get_registry
@@ -12,11 +13,45 @@ from .coordinates import validate_coordinates
 __all__ = [
     'LocationEncoder',
     'build_location_encoder',
+    'encoder_device',
+    'encoder_dtype',
     'get_network',
     'get_positional_encoding',
     'list_networks',
     'list_positional_encodings',
 ]
+
+
+def encoder_dtype(
+    encoder: nn.Module, default: torch.dtype = torch.float32
+) -> torch.dtype:
+    """The dtype of a module's first floating-point parameter.
+
+    Args:
+        encoder: A module.
+        default: Returned when the module has no floating-point parameter.
+
+    Returns:
+        The dtype.
+    """
+    for parameter in encoder.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return default
+
+
+def encoder_device(encoder: nn.Module) -> torch.device:
+    """The device of a module's parameters (CPU if it has none).
+
+    Args:
+        encoder: A module.
+
+    Returns:
+        The device.
+    """
+    for parameter in encoder.parameters():
+        return parameter.device
+    return torch.device('cpu')
 
 
 class LocationEncoder(nn.Module):
@@ -75,9 +110,9 @@ class LocationEncoder(nn.Module):
         # Validated here too: plugin encodings need not derive from
         # PositionalEncoding, and the contract holds for every encoder.
         features: Tensor = self.positional_encoding(validate_coordinates(coords))
-        parameter = next(self.network.parameters(), None)
-        if parameter is not None and features.dtype != parameter.dtype:
-            features = features.to(parameter.dtype)
+        dtype = encoder_dtype(self.network, default=features.dtype)
+        if features.dtype != dtype:
+            features = features.to(dtype)
         out: Tensor = self.network(features)
         return out
 

@@ -19,7 +19,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import MeanSquaredError, R2Score
 
-from ..location.encoder import build_location_encoder
+from ..location.encoder import build_location_encoder, encoder_dtype
 
 __all__ = ['LocationClassificationTask', 'LocationRegressionTask']
 
@@ -118,9 +118,7 @@ class _LocationProbeTask(BaseTask):
         Returns:
             ``(B, outputs)`` predictions (standardized target, or logits).
         """
-        parameter = next(self.encoder.parameters(), None)
-        dtype = parameter.dtype if parameter is not None else torch.float32
-        embeddings = self.encoder(points.to(dtype)).float()
+        embeddings = self.encoder(points.to(encoder_dtype(self.encoder))).float()
         out: Tensor = self.head(self.normalize(embeddings))
         return out
 
