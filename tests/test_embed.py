@@ -42,8 +42,8 @@ def direct(encoder, lon, lat) -> np.ndarray:
         return encoder(coords).float().numpy()
 
 
-def run(*args) -> int:
-    return main(['embed', '--quiet', *[str(a) for a in args]])
+def run(*args, quiet: bool = True) -> int:
+    return main(['embed', *(['--quiet'] if quiet else []), *[str(a) for a in args]])
 
 
 # ------------------------------------------------------------------ engine
@@ -98,20 +98,18 @@ def test_csv_to_parquet_keeps_columns(tmp_path, checkpoint, encoder, capsys):
     POINTS.to_csv(source, index=False)
     output = tmp_path / 'out.parquet'
     assert (
-        main(
-            [
-                'embed',
-                '--encoder',
-                str(checkpoint),
-                '--input',
-                str(source),
-                '--output',
-                str(output),
-                '--device',
-                'cpu',
-                '--batch-size',
-                '2',
-            ]
+        run(
+            '--encoder',
+            checkpoint,
+            '--input',
+            source,
+            '--output',
+            output,
+            '--device',
+            'cpu',
+            '--batch-size',
+            2,
+            quiet=False,
         )
         == 0
     )
@@ -283,18 +281,16 @@ def test_bad_rows_are_reported_or_nan(tmp_path, checkpoint, encoder, capsys):
     assert '0 (' not in err and '--on-invalid nan' in err
     assert not output.exists()
     assert (
-        main(
-            [
-                'embed',
-                '--encoder',
-                str(checkpoint),
-                '--input',
-                str(source),
-                '--output',
-                str(output),
-                '--on-invalid',
-                'nan',
-            ]
+        run(
+            '--encoder',
+            checkpoint,
+            '--input',
+            source,
+            '--output',
+            output,
+            '--on-invalid',
+            'nan',
+            quiet=False,
         )
         == 0
     )
