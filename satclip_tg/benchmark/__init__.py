@@ -7,13 +7,26 @@ The pieces, usable on their own from a notebook:
 * `fit_probe`: linear and MLP probes with inner-CV penalty selection;
 * `load_points`: labelled points of a registered task, cached;
 * `resolve_encoder`: baselines, registered encodings and checkpoints;
+* `random_init_encoder`: a checkpoint's architecture with random weights;
+* `compare_with_random_init`: does pretraining beat that random init?
 * `run_benchmark`: all of it over encoders x tasks x probes, with a report.
 """
 
+from .comparison import (
+    MAIN_METRICS,
+    RandomInitVerdict,
+    compare_with_random_init,
+    count_wins,
+    random_init_comparisons,
+    wins_summary,
+)
 from .encoders import (
     BASELINES,
+    RANDOM_INIT_SUFFIX,
     BenchmarkEncoder,
     GeoCLIPLocationEncoder,
+    random_init_encoder,
+    random_init_name,
     resolve_encoder,
 )
 from .evaluation import METRICS, Evaluation, FoldResult, evaluate
@@ -34,8 +47,10 @@ __all__ = [
     'BASELINES',
     'BUILTIN_TASKS',
     'DEFAULT_NUM_POINTS',
+    'MAIN_METRICS',
     'METRICS',
     'PROBES',
+    'RANDOM_INIT_SUFFIX',
     'SOURCES',
     'SPLITS',
     'BenchmarkEncoder',
@@ -51,12 +66,19 @@ __all__ = [
     'PointLabels',
     'ProbeConfig',
     'ProbeFit',
+    'RandomInitVerdict',
+    'compare_with_random_init',
+    'count_wins',
     'default_cache_dir',
     'evaluate',
     'fit_probe',
     'get_task',
     'load_points',
     'make_splits',
+    'random_init_comparisons',
+    'random_init_encoder',
+    'random_init_name',
     'resolve_encoder',
     'run_benchmark',
+    'wins_summary',
 ]

@@ -15,13 +15,19 @@ An encoder specification (``--encoders`` on the command line) is one of:
   Hugging Face id);
 * any of these prefixed by ``LABEL=`` to name it in the report, e.g.
   ``demo=runs/demo-1/last.ckpt``.
+
+A checkpoint's architecture can be rebuilt with random weights
+(`random_init_encoder`): `run_benchmark` adds such a companion,
+``NAME (random init)``, beside every checkpoint by default, so that the report
+shows whether pretraining adds anything to the architecture alone.
 """
 
 import hashlib
 import math
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +35,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from ..location.encoder import (
+    LocationEncoder,
     build_location_encoder,
     encoder_dtype,
     get_positional_encoding,
@@ -38,14 +45,23 @@ from .sources import SOURCES, DataUnavailableError
 
 __all__ = [
     'BASELINES',
+    'RANDOM_INIT_SUFFIX',
     'BenchmarkEncoder',
     'GeoCLIPLocationEncoder',
     'load_checkpoint_encoder',
+    'random_init_encoder',
+    'random_init_name',
     'resolve_encoder',
 ]
 
 #: The baselines that are always part of a benchmark run.
 BASELINES = ('lonlat', 'wrap', 'sh', 'satclip-random', 'geoclip')
+
+#: Appended to a pretrained encoder's name to name its random-init companion.
+RANDOM_INIT_SUFFIX = ' (random init)'
+
+#: Maps ``(N, 2)`` float64 (lon, lat) degrees to ``(N, d)`` features.
+Embedder = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 
 
 @dataclass
@@ -55,19 +71,25 @@ class BenchmarkEncoder:
     Attributes:
         name: Label in the report.
         description: What it is.
-        embed: Maps ``(N, 2)`` float64 (lon, lat) degrees to ``(N, d)`` features.
+        embed: Maps ``(N, 2)`` float64 (lon, lat) degrees to ``(N, d)`` features
+            (for an encoder averaged over seeds: the first seed's).
         info: Provenance for the run manifest.
+        pretrained: The location encoder loaded from a checkpoint, when there
+            is one: its architecture is what `random_init_encoder` rebuilds.
+        seed_embeddings: For an encoder averaged over random initialisations,
+            the embedding of each seed; `run_benchmark` evaluates every seed
+            and reports the mean. Empty for all other encoders.
     """
 
     name: str
     description: str
-    embed: Callable[[NDArray[np.float64]], NDArray[np.float64]]
+    embed: Embedder
     info: dict[str, str] = field(default_factory=dict)
+    pretrained: nn.Module | None = None
+    seed_embeddings: dict[int, Embedder] = field(default_factory=dict)
 
 
-def _module_embedder(
-    module: nn.Module, batch_size: int = 8192
-) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+def _module_embedder(module: nn.Module, batch_size: int = 8192) -> Embedder:
     module = module.eval()
     dtype = encoder_dtype(module, default=torch.float64)
 
@@ -123,6 +145,107 @@ def load_checkpoint_encoder(source: str) -> nn.Module:
 
     encoder: nn.Module = load_location_encoder(source)
     return encoder.eval()
+
+
+def random_init_name(name: str) -> str:
+    """The report name of the random-init companion of an encoder.
+
+    Args:
+        name: The pretrained encoder's name.
+
+    Returns:
+        ``name`` followed by `RANDOM_INIT_SUFFIX`.
+    """
+    return f'{name}{RANDOM_INIT_SUFFIX}'
+
+
+def _recipe_of(encoder: nn.Module) -> Mapping[str, Any]:
+    config = getattr(encoder, 'config', None)
+    if not isinstance(config, Mapping) or not {'positional_encoding', 'network'} <= set(
+        config
+    ):
+        raise ValueError(
+            f'{type(encoder).__name__} records no recipe to rebuild it from: a '
+            f'random-init companion needs a LocationEncoder built by '
+            f'build_location_encoder (as load_location_encoder returns), whose '
+            f'config names the positional encoding and network'
+        )
+    return config
+
+
+def _rebuild_seeded(recipe: Mapping[str, Any], seed: int) -> LocationEncoder:
+    # A forked RNG keeps the caller's global torch state untouched, so adding
+    # the companion does not shift the draws of anything evaluated after it.
+    # Only the CPU generator is seeded: encoders are built on the CPU.
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        return build_location_encoder(
+            recipe['positional_encoding'],
+            recipe['network'],
+            embed_dim=recipe.get('embed_dim', 256),
+            positional_encoding_args=recipe.get('positional_encoding_args'),
+            network_args=recipe.get('network_args'),
+        )
+
+
+def random_init_encoder(
+    encoder: nn.Module,
+    seeds: Sequence[int],
+    *,
+    name: str = 'random init',
+) -> BenchmarkEncoder:
+    """The architecture of a location encoder with random weights, one per seed.
+
+    Each seed rebuilds the encoder from its recipe (`LocationEncoder.config`,
+    which every encoder returned by `load_location_encoder` has) with the torch
+    generator seeded by that seed, so the weights are the registered network's
+    own initialisation, as before any training. The parameter dtype follows
+    ``encoder``'s. Building is deterministic per seed and leaves the global
+    torch random state as it was.
+
+    `run_benchmark` evaluates every seed with the same folds and probe seed as
+    the pretrained encoder and averages the metrics over the seeds.
+
+    Example::
+
+        from satclip_tg.pretrained import load_location_encoder
+
+        pretrained = load_location_encoder('runs/demo-1/last.ckpt')
+        baseline = random_init_encoder(pretrained, [0, 1, 2], name='demo (random init)')
+        features = baseline.seed_embeddings[1](coords)  # (N, embed_dim)
+
+    Args:
+        encoder: The (pretrained) location encoder whose architecture to copy.
+        seeds: Seeds of the initialisations, at least one.
+        name: Label in the report.
+
+    Returns:
+        The encoder: ``seed_embeddings`` maps each seed to its embedding, and
+        ``embed`` is the first seed's.
+
+    Raises:
+        ValueError: If ``seeds`` is empty or repeats a seed, or ``encoder``
+            records no recipe.
+    """
+    init_seeds = [int(seed) for seed in seeds]
+    if not init_seeds or len(set(init_seeds)) != len(init_seeds):
+        raise ValueError(f'seeds must be distinct and at least one, got {init_seeds}')
+    recipe = _recipe_of(encoder)
+    dtype = encoder_dtype(encoder, default=torch.float32)
+    embeddings = {
+        seed: _module_embedder(_rebuild_seeded(recipe, seed).to(dtype))
+        for seed in init_seeds
+    }
+    seed_list = ', '.join(str(seed) for seed in init_seeds)
+    return BenchmarkEncoder(
+        name,
+        f'{recipe["positional_encoding"]} + {recipe["network"]} '
+        f'(embed_dim {recipe.get("embed_dim")}), random initialisation, metrics '
+        f'averaged over seeds {seed_list}',
+        embeddings[init_seeds[0]],
+        {'seeds': seed_list, 'recipe': repr(dict(recipe))},
+        seed_embeddings=embeddings,
+    )
 
 
 # GeoCLIP's Equal Earth projection constants (Savric et al. 2018).
@@ -319,7 +442,11 @@ def _resolve(spec: str, seed: int, cache_dir: pathlib.Path | None) -> BenchmarkE
             info['sha256'] = _sha256(path)
         name = path.parent.name if path.stem in ('last', 'best') else path.stem
         return BenchmarkEncoder(
-            name, f'checkpoint {spec}', _module_embedder(loaded), info
+            name,
+            f'checkpoint {spec}',
+            _module_embedder(loaded),
+            info,
+            pretrained=loaded,
         )
     raise ValueError(
         f'unknown encoder {spec!r}: use one of {", ".join(BASELINES)}, a '

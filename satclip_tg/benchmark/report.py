@@ -1,4 +1,4 @@
-"""Benchmark reports: ``results.csv``, a Markdown table, bar charts, a manifest.
+"""Benchmark reports: ``results.csv``, Markdown tables, bar charts, a manifest.
 
 Every file is written with `atomic_output`: it appears whole or not at all.
 """
@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..atomic import atomic_output
+from .comparison import random_init_comparisons, wins_summary
 from .evaluation import METRICS
 
-__all__ = ['ResultRow', 'markdown_table', 'write_report']
+__all__ = ['ResultRow', 'markdown_table', 'random_init_markdown', 'write_report']
 
 #: Readable metric names.
 METRIC_LABELS = {
@@ -110,6 +111,64 @@ def markdown_table(rows: Sequence[ResultRow], probe: str) -> str:
     return '\n'.join(lines)
 
 
+def _cell(mean: float, std: float) -> str:
+    return f'{mean:.3f} ± {std:.3f}' if math.isfinite(mean) else '-'
+
+
+def random_init_markdown(rows: Sequence[ResultRow]) -> str:
+    """Each pretrained encoder against its random init, as Markdown.
+
+    For every encoder whose ``NAME (random init)`` companion is in ``rows``
+    (see `random_init_comparisons`): a sentence with the number of tasks it
+    wins per probe, and a table of the main metric per task and probe.
+
+    Args:
+        rows: The results.
+
+    Returns:
+        A ``## Pretrained vs random init`` section, or ``''`` when no encoder
+        has a companion.
+    """
+    comparisons = random_init_comparisons(rows)
+    if not comparisons:
+        return ''
+    parts = [
+        '## Pretrained vs random init',
+        '',
+        'Each pretrained encoder against the same architecture with random '
+        'weights (metrics averaged over the seeds), on the main metric: '
+        f'{METRIC_LABELS["r2"]} for regression, {METRIC_LABELS["accuracy"]} '
+        'for classification. Cells are mean ± std over folds (for the random '
+        'init both averaged over the seeds); the difference is pretrained '
+        'minus random init.',
+    ]
+    for encoder, verdicts in comparisons.items():
+        companion = verdicts[0].random_init
+        parts += [
+            '',
+            f'### {encoder}',
+            '',
+            f'{wins_summary(verdicts)}.',
+            '',
+            f'| task | probe | metric | {encoder} | {companion} | difference '
+            '| better |',
+            '|---|---|---|---:|---:|---:|---|',
+        ]
+        for verdict in verdicts:
+            difference = verdict.difference
+            cells = [
+                verdict.task,
+                verdict.probe,
+                METRIC_LABELS[verdict.metric],
+                _cell(verdict.pretrained_mean, verdict.pretrained_std),
+                _cell(verdict.random_init_mean, verdict.random_init_std),
+                f'{difference:+.3f}' if math.isfinite(difference) else '-',
+                verdict.better,
+            ]
+            parts.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(parts)
+
+
 def _write_csv(path: pathlib.Path, rows: Sequence[ResultRow]) -> None:
     names = list(ResultRow.__dataclass_fields__)
     with atomic_output(path, overwrite=True) as tmp:
@@ -174,6 +233,10 @@ def write_report(
 ) -> list[pathlib.Path]:
     """Write ``results.csv``, ``results.md``, ``METRIC.png`` and ``manifest.json``.
 
+    ``results.md`` has a table per probe and, when pretrained encoders ran
+    with their random-init companions, the comparison of
+    `random_init_markdown`.
+
     Args:
         output: The output folder.
         rows: The results.
@@ -197,6 +260,9 @@ def write_report(
         ]
     for probe in dict.fromkeys(row.probe for row in rows):
         parts += [f'## {probe} probe', '', markdown_table(rows, probe), '']
+    comparison = random_init_markdown(rows)
+    if comparison:
+        parts += [comparison, '']
     if unavailable:
         parts += ['## Not run', '']
         parts += [f'- `{name}`: {reason}' for name, reason in unavailable.items()]

