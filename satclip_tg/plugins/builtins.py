@@ -59,11 +59,12 @@ def satclip_tg_image_backbones() -> Mapping[str, Callable[..., nn.Module]]:
         The built-in image backbones by name.
     """
     from ..image.backbones import timm_backbone
+    from ..image.mosaiks import MosaiksImageEncoder
 
     return {
         name: timm_backbone(name)
         for name in ('resnet18', 'resnet50', 'vit_small_patch16_224')
-    }
+    } | {'mosaiks': MosaiksImageEncoder}
 
 
 @hookimpl
