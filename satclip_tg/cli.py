@@ -10,7 +10,9 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 
@@ -18,6 +20,7 @@ __all__ = [
     'COMMAND_MODULES',
     'LIGHTNING_COMMANDS',
     'build_parser',
+    'lightning_cli',
     'main',
     'run_lightning',
 ]
@@ -26,7 +29,15 @@ __all__ = [
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
 #: Modules of `satclip_tg.commands` providing the other sub-commands.
-COMMAND_MODULES = ('plugins', 'data', 'demo', 'embed', 'embed_grid', 'benchmark')
+COMMAND_MODULES = (
+    'plugins',
+    'data',
+    'demo',
+    'cache_features',
+    'embed',
+    'embed_grid',
+    'benchmark',
+)
 
 # GDAL settings that make reading many small GeoTIFFs fast (as TorchGeo's CLI).
 _RASTERIO_SETTINGS = {
@@ -36,11 +47,18 @@ _RASTERIO_SETTINGS = {
 }
 
 
-def run_lightning(args: Sequence[str]) -> None:
-    """Run LightningCLI on ``args`` (starting with fit/validate/test/predict).
+def lightning_cli(args: Sequence[str], run: bool = True) -> Any:
+    """Build satclip-tg's LightningCLI on ``args`` (and run it with ``run``).
 
     Args:
-        args: The command-line arguments, without the program name.
+        args: The command-line arguments, without the program name; with
+            ``run`` they start with fit/validate/test/predict, without it they
+            are only options such as ``--config``.
+        run: Run the sub-command; otherwise only instantiate the model, the
+            data module and the trainer of the configuration.
+
+    Returns:
+        The `lightning.pytorch.cli.LightningCLI`.
     """
     from lightning.pytorch.cli import LightningCLI
     from torchgeo.datamodules import BaseDataModule
@@ -52,16 +70,38 @@ def run_lightning(args: Sequence[str]) -> None:
 
     for key, value in _RASTERIO_SETTINGS.items():
         os.environ.setdefault(key, value)
-    LightningCLI(
-        model_class=BaseTask,
-        datamodule_class=BaseDataModule,
-        seed_everything_default=0,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={'overwrite': True},
-        parser_kwargs={'version': f'satclip-tg {__version__}'},
-        args=list(args),
-    )
+    with warnings.catch_warnings():
+        # satclip-tg passes the arguments on purpose; the warning that they
+        # differ from sys.argv would print on every run.
+        warnings.filterwarnings('ignore', message=r".*LightningCLI's args parameter")
+        return LightningCLI(
+            model_class=BaseTask,
+            datamodule_class=BaseDataModule,
+            seed_everything_default=0,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={'overwrite': True},
+            parser_kwargs={'version': f'satclip-tg {__version__}'},
+            args=list(args),
+            run=run,
+        )
+
+
+def run_lightning(args: Sequence[str]) -> None:
+    """Run LightningCLI on ``args`` (starting with fit/validate/test/predict).
+
+    Args:
+        args: The command-line arguments, without the program name.
+    """
+    lightning_cli(args)
+
+
+def _is_user_error(error: Exception) -> bool:
+    """Whether an error of a LightningCLI run is the user's, told in one line."""
+    from .features.manifest import FeatureCacheError
+    from .resources import HostMemoryError
+
+    return isinstance(error, FeatureCacheError | HostMemoryError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in LIGHTNING_COMMANDS:
-        run_lightning(arguments)
+        try:
+            run_lightning(arguments)
+        except Exception as error:
+            if not _is_user_error(error):
+                raise
+            print(f'error: {error}', file=sys.stderr)
+            return 1
         return 0
     parser = build_parser()
     args = parser.parse_args(arguments)

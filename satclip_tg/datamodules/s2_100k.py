@@ -1,34 +1,73 @@
 """LightningDataModule for SatCLIP pretraining on S2-100K or own imagery.
 
-Tiles are read raw on the CPU workers; all preprocessing and augmentation runs
-batched on the accelerator, in TorchGeo's
-`on_after_batch_transfer`, through
-the per-split ``train_aug`` / ``val_aug`` / ``test_aug`` / ``predict_aug``
-callables (`SatCLIPBatchAugmentation`).
+Tiles are read raw, in their on-disk dtype (uint16 for S2-100K: 1.57 MB per
+tile instead of 3.15 MB as float32), by the CPU workers; all preprocessing and
+augmentation runs batched on the accelerator, in TorchGeo's
+`on_after_batch_transfer`, through the per-split ``train_aug`` / ``val_aug`` /
+``test_aug`` / ``predict_aug`` callables (`SatCLIPBatchAugmentation`), a
+chunk of the batch at a time.
+
+At setup the module works out the host memory its loaders hold in flight and
+fails before loading anything when that exceeds what the machine has.
 """
 
 import math
 from collections.abc import Sized
 from dataclasses import dataclass
 
-import kornia.augmentation as K
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, default_collate, random_split
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
 from ..datasets.s2_100k import SatCLIPImageryDataset
+from ..resources import HostMemoryError, available_memory_bytes, format_bytes
+from ..transforms.augmentation import B10_INDEX, SatCLIPBatchAugmentation
 
-__all__ = ['S2100KDataModule', 'SatCLIPBatchAugmentation', 'SkipUnreadableCollate']
-
-#: Index at which the (all-zero) Sentinel-2 B10 band is inserted: S2-100K has
-#: B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 | B11 B12, SSL4EO-S12 weights expect
-#: B01 ... B09 B10 B11 B12.
-B10_INDEX = 10
+__all__ = [
+    'B10_INDEX',
+    'HostMemoryError',
+    'S2100KDataModule',
+    'SatCLIPBatchAugmentation',
+    'SkipUnreadableCollate',
+    'train_val_indices',
+]
 
 #: Band count of S2-100K (Sentinel-2 L2A, no B10).
 S2_100K_BANDS = 12
+
+
+def train_val_indices(
+    size: int, val_split_pct: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """The random train/validation split of SatCLIP's pretraining data.
+
+    The indices `torch.utils.data.random_split` gives for lengths
+    ``[size - n_val, n_val]`` with a generator seeded with ``seed``, where
+    ``n_val = int(size * val_split_pct)``. Every data module of satclip-tg
+    splits with this function, so the live and the cached data modules put
+    the same tiles in each part.
+
+    Args:
+        size: Number of tiles.
+        val_split_pct: Fraction held out for validation, in [0, 1).
+        seed: Seed of the split.
+
+    Returns:
+        ``(train, val)`` tile indices.
+
+    Raises:
+        ValueError: If a positive ``val_split_pct`` leaves no validation tile.
+    """
+    n_val = int(size * val_split_pct)
+    if val_split_pct > 0 and n_val == 0:
+        raise ValueError(
+            f'val_split_pct={val_split_pct} of {size} samples leaves no validation '
+            f'sample; raise it or set it to 0'
+        )
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(size, generator=generator).tolist()
+    return order[: size - n_val], order[size - n_val :]
 
 
 @dataclass(frozen=True)
@@ -44,9 +83,11 @@ class SkipUnreadableCollate:
     Args:
         image_shape: (bands, height, width) of the images, used only to shape
             an all-skipped batch.
+        dtype: Pixel dtype of the images, likewise.
     """
 
     image_shape: tuple[int, int, int]
+    dtype: torch.dtype = torch.float32
 
     def __call__(self, samples: list[Sample | None]) -> Sample:
         """Collate a list of samples.
@@ -64,151 +105,11 @@ class SkipUnreadableCollate:
             batch: Sample = default_collate(kept)
         else:
             batch = {
-                'image': torch.empty((0, *self.image_shape), dtype=torch.float32),
+                'image': torch.empty((0, *self.image_shape), dtype=self.dtype),
                 'point': torch.empty((0, 2), dtype=torch.float32),
             }
         batch['skipped'] = skipped
         return batch
-
-
-class SatCLIPBatchAugmentation(nn.Module):
-    """Batched preprocessing and augmentation of SatCLIP batches.
-
-    In this order: divide the image by ``scale``; insert an all-zero band at
-    index 10 (Sentinel-2 B10, to go from the 12 bands of S2-100K to the 13 of
-    SSL4EO-S12 backbones); crop to ``crop_size`` (random in training, centred
-    otherwise); in training also random horizontal and vertical flips, a
-    Gaussian blur (kernel 3, sigma drawn per image from U(0.1, 2.0) and always
-    applied, as torchvision's ``GaussianBlur(3)`` of the reference) and a
-    coordinate jitter.
-
-    The coordinate jitter adds U(-j, j) degrees independently to longitude and
-    latitude (the reference adds U(0, j), which shifts every point north-east
-    on average); longitudes that leave [-180, 180] are wrapped around the
-    dateline and latitudes are clamped to [-90, 90].
-
-    Keys other than ``image`` and ``point`` (e.g. ``skipped``) pass through.
-    """
-
-    def __init__(
-        self,
-        *,
-        crop_size: int,
-        train: bool,
-        scale: float | None = 10000.0,
-        insert_zero_b10: bool = True,
-        flips: bool = True,
-        blur: bool = True,
-        coordinate_jitter: float = 0.01,
-    ) -> None:
-        """Initialize a new SatCLIPBatchAugmentation instance.
-
-        Args:
-            crop_size: Side of the square output images in pixels.
-            train: If True, use the random training augmentations; if False,
-                only the deterministic preprocessing and a centre crop.
-            scale: Divide the pixel values by this; None to leave them as is.
-            insert_zero_b10: Insert an all-zero band at index 10.
-            flips: Random horizontal and vertical flips (training only).
-            blur: Random Gaussian blur, kernel 3 (training only).
-            coordinate_jitter: Half-width in degrees of the uniform noise added
-                to lon and lat (training only); 0 switches it off.
-        """
-        super().__init__()
-        self.crop_size = crop_size
-        self.train_mode = train
-        self.scale = scale
-        self.insert_zero_b10 = insert_zero_b10
-        self.coordinate_jitter = coordinate_jitter if train else 0.0
-        self.random: K.AugmentationSequential | None = None
-        if train:
-            ops: list[K.AugmentationBase2D] = [K.RandomCrop((crop_size, crop_size))]
-            if flips:
-                ops += [K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)]
-            if blur:
-                ops.append(K.RandomGaussianBlur((3, 3), (0.1, 2.0), p=1.0))
-            self.random = K.AugmentationSequential(*ops, data_keys=['image'])
-
-    def forward(self, batch: Sample) -> Sample:
-        """Preprocess and augment one batch.
-
-        Args:
-            batch: ``{'image': (B, C, H, W), 'point': (B, 2), ...}``.
-
-        Returns:
-            A new dict: ``image`` (B, C', crop_size, crop_size) float, with
-            C' = C + 1 if the B10 band is inserted; ``point`` (B, 2) (lon, lat)
-            in degrees; other keys unchanged.
-
-        Raises:
-            ValueError: If the images are smaller than ``crop_size``, or have
-                fewer than 10 bands while ``insert_zero_b10`` is set.
-        """
-        out = dict(batch)
-        image = batch['image'].float()
-        height, width = image.shape[-2:]
-        if height < self.crop_size or width < self.crop_size:
-            raise ValueError(
-                f'images are {height}x{width} pixels, smaller than '
-                f'crop_size={self.crop_size}; lower crop_size'
-            )
-        if self.scale is not None:
-            image = image / self.scale
-        if self.insert_zero_b10:
-            if image.shape[1] < B10_INDEX:
-                raise ValueError(
-                    f'insert_zero_b10 needs Sentinel-2 images with 12 bands, got '
-                    f'{image.shape[1]}'
-                )
-            zeros = image.new_zeros((image.shape[0], 1, height, width))
-            image = torch.cat(
-                [image[:, :B10_INDEX], zeros, image[:, B10_INDEX:]], dim=1
-            )
-        if self.random is not None:
-            if image.shape[0] > 0:
-                image = self.random(image)
-            else:
-                image = image[..., : self.crop_size, : self.crop_size]
-        else:
-            top = (height - self.crop_size) // 2
-            left = (width - self.crop_size) // 2
-            image = image[..., top : top + self.crop_size, left : left + self.crop_size]
-        out['image'] = image
-        if 'point' in batch:
-            out['point'] = self.jitter(batch['point'])
-        return out
-
-    def jitter(self, point: Tensor) -> Tensor:
-        """Add symmetric uniform noise to (lon, lat), keeping them valid.
-
-        Args:
-            point: (B, 2) (lon, lat) in degrees.
-
-        Returns:
-            The jittered points (the input itself when the jitter is 0):
-            longitude wrapped into [-180, 180], latitude clamped to [-90, 90].
-        """
-        if self.coordinate_jitter <= 0:
-            return point
-        noise = (torch.rand_like(point) * 2 - 1) * self.coordinate_jitter
-        moved = point + noise
-        lon, lat = moved[:, 0], moved[:, 1]
-        lon = torch.where(lon > 180, lon - 360, lon)
-        lon = torch.where(lon < -180, lon + 360, lon)
-        lat = lat.clamp(-90.0, 90.0)
-        return torch.stack([lon, lat], dim=1)
-
-    def extra_repr(self) -> str:
-        """Return the settings for ``repr``.
-
-        Returns:
-            A one-line summary.
-        """
-        return (
-            f'crop_size={self.crop_size}, train={self.train_mode}, '
-            f'scale={self.scale}, insert_zero_b10={self.insert_zero_b10}, '
-            f'coordinate_jitter={self.coordinate_jitter}'
-        )
 
 
 class S2100KDataModule(NonGeoDataModule):
@@ -219,16 +120,20 @@ class S2100KDataModule(NonGeoDataModule):
 
     Splits:
 
-    * ``fit``: a random train/validation split of the whole data set with
-      `torch.utils.data.random_split` and a generator seeded with
-      ``seed`` (the reference uses 90/10 with seed 0): the same on every rank
-      and every run. With ``val_split_pct=0`` there is no validation set
-      (``val_dataloader`` returns an empty list).
+    * ``fit``: a random train/validation split of the whole data set
+      (`train_val_indices`: the split `torch.utils.data.random_split` makes
+      with a generator seeded with ``seed``), the same on every rank and every
+      run, and the same as `CachedFeatureDataModule`'s. The reference also
+      splits 90/10 at random with seed 0, but with its own generator calls, so
+      the tiles in each part differ from the reference's. With
+      ``val_split_pct=0`` there is no validation set (``val_dataloader``
+      returns an empty list).
     * ``validate``: the validation part of the same split.
     * ``test`` and ``predict``: the whole data set (S2-100K has no test split;
       use them to embed every tile or location).
 
-    Batches after `on_after_batch_transfer` (on the device)::
+    Batches from the loaders (host memory) hold the tiles in their on-disk
+    dtype; after `on_after_batch_transfer` (on the device)::
 
         {'image': float32 (B, C', crop_size, crop_size),  # scaled, B10 inserted
          'point': float32 (B, 2),                          # (lon, lat) degrees
@@ -237,6 +142,14 @@ class S2100KDataModule(NonGeoDataModule):
     with C' = 13 for S2-100K with ``insert_zero_b10``. Training batches are
     randomly cropped, flipped, blurred and have jittered points; the other
     splits are centre-cropped and otherwise untouched.
+
+    Memory. Host memory in flight per process is ``batch_size x bytes per
+    sample x (num_workers x prefetch_factor + 1)``; for S2-100K a sample is
+    12 x 256 x 256 uint16 = 1.57 MB. `setup` multiplies this by the processes
+    of this node and fails with `HostMemoryError` before loading anything when
+    it exceeds the available memory. On the device, the augmentation works
+    ``augmentation_chunk_size`` images at a time, so its peak is the float32
+    output batch plus one chunk's working copies.
     """
 
     def __init__(
@@ -256,6 +169,9 @@ class S2100KDataModule(NonGeoDataModule):
         download: bool = False,
         checksum: bool = False,
         pin_memory: bool = False,
+        prefetch_factor: int = 2,
+        augmentation_chunk_size: int = 256,
+        check_host_memory: bool = True,
     ) -> None:
         """Initialize a new S2100KDataModule instance.
 
@@ -285,6 +201,12 @@ class S2100KDataModule(NonGeoDataModule):
             checksum: Verify the SHA-256 of downloaded files.
             pin_memory: Use pinned memory in the DataLoaders (faster copies
                 to a GPU).
+            prefetch_factor: Batches each worker loads ahead (with
+                ``num_workers > 0``).
+            augmentation_chunk_size: Images the on-device augmentation
+                processes at once; bounds its working memory.
+            check_host_memory: Fail at setup when the loaders would hold more
+                host memory than is available.
 
         Raises:
             ValueError: If an argument is out of range.
@@ -297,6 +219,15 @@ class S2100KDataModule(NonGeoDataModule):
             raise ValueError(f'num_workers must be >= 0, got {num_workers}')
         if crop_size < 1:
             raise ValueError(f'crop_size must be at least 1, got {crop_size}')
+        if prefetch_factor < 1:
+            raise ValueError(
+                f'prefetch_factor must be at least 1, got {prefetch_factor}'
+            )
+        if augmentation_chunk_size < 1:
+            raise ValueError(
+                f'augmentation_chunk_size must be at least 1, got '
+                f'{augmentation_chunk_size}'
+            )
         if scale is not None and not (math.isfinite(scale) and scale > 0):
             raise ValueError(f'scale must be a positive number or None, got {scale}')
         if not (math.isfinite(coordinate_jitter) and coordinate_jitter >= 0):
@@ -324,6 +255,9 @@ class S2100KDataModule(NonGeoDataModule):
         self.coordinate_jitter = coordinate_jitter
         self.skip_unreadable = skip_unreadable
         self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
+        self.augmentation_chunk_size = augmentation_chunk_size
+        self.check_host_memory = check_host_memory
 
         self.train_aug = SatCLIPBatchAugmentation(
             crop_size=crop_size,
@@ -333,19 +267,21 @@ class S2100KDataModule(NonGeoDataModule):
             flips=flips,
             blur=blur,
             coordinate_jitter=coordinate_jitter,
+            chunk_size=augmentation_chunk_size,
         )
         evaluation = SatCLIPBatchAugmentation(
             crop_size=crop_size,
             train=False,
             scale=scale,
             insert_zero_b10=insert_zero_b10,
+            chunk_size=augmentation_chunk_size,
         )
         self.aug = evaluation
         self.val_aug = evaluation
         self.test_aug = evaluation
         self.predict_aug = evaluation
 
-    def _check_images(self, dataset: SatCLIPImageryDataset) -> None:
+    def check_images(self, dataset: SatCLIPImageryDataset) -> None:
         """Check the band count and patch size against the settings.
 
         Args:
@@ -370,6 +306,67 @@ class S2100KDataModule(NonGeoDataModule):
                 f'{min(height, width)}'
             )
 
+    def batches_in_flight(self) -> int:
+        """Batches one process's loader holds in host memory at once.
+
+        Returns:
+            ``num_workers x prefetch_factor`` prefetched batches plus the one
+            being handed to the model (1 without workers).
+        """
+        if self.num_workers == 0:
+            return 1
+        return self.num_workers * self.prefetch_factor + 1
+
+    def host_bytes_in_flight(self, sample_bytes: int) -> int:
+        """Host memory the loaders of this node hold at once, in bytes.
+
+        Args:
+            sample_bytes: Bytes of one sample (`SatCLIPImageryDataset.sample_bytes`).
+
+        Returns:
+            ``batch_size x sample_bytes x batches_in_flight()`` times the
+            processes on this node (one per device under DDP).
+        """
+        per_process = self.batch_size * sample_bytes * self.batches_in_flight()
+        return per_process * self._processes_on_node()
+
+    def _processes_on_node(self) -> int:
+        trainer = getattr(self, 'trainer', None)
+        if trainer is None:
+            return 1
+        return max(int(getattr(trainer, 'num_devices', 1) or 1), 1)
+
+    def _check_host_memory(self, dataset: SatCLIPImageryDataset) -> None:
+        """Fail early when the loaders would not fit into host memory.
+
+        Args:
+            dataset: The data set.
+
+        Raises:
+            HostMemoryError: With the figures and the settings to lower.
+        """
+        if not self.check_host_memory:
+            return
+        available = available_memory_bytes()
+        needed = self.host_bytes_in_flight(dataset.sample_bytes)
+        if available is None or needed <= available:
+            return
+        per_batch = self.batch_size * dataset.sample_bytes
+        raise HostMemoryError(
+            f'the data loaders would hold {format_bytes(needed)} of host memory '
+            f'(batch_size {self.batch_size} x {format_bytes(dataset.sample_bytes)} '
+            f'per sample = {format_bytes(per_batch)} per batch, x '
+            f'{self.batches_in_flight()} batches in flight (num_workers '
+            f'{self.num_workers} x prefetch_factor {self.prefetch_factor} + 1) '
+            f'per process, x {self._processes_on_node()} process(es) on this '
+            f'node), but only {format_bytes(available)} is available. Lower '
+            f'data.init_args.batch_size (per device), '
+            f'num_workers or prefetch_factor; with a frozen backbone, train on '
+            f'cached features instead (satclip-tg cache-features, then '
+            f'--config configs/cached.yaml). Set check_host_memory: false to '
+            f'skip this check.'
+        )
+
     def setup(self, stage: str) -> None:
         """Create the data set and, for fit/validate, the train/val split.
 
@@ -379,23 +376,16 @@ class S2100KDataModule(NonGeoDataModule):
         Raises:
             ValueError: If the images do not suit ``insert_zero_b10`` or
                 ``crop_size``, or if the split leaves a part empty.
+            HostMemoryError: If the loaders would not fit into host memory.
         """
         dataset = SatCLIPImageryDataset(**self.kwargs)
-        self._check_images(dataset)
-        self.collate_fn = SkipUnreadableCollate(dataset.image_shape)
+        self.check_images(dataset)
+        self._check_host_memory(dataset)
+        self.collate_fn = SkipUnreadableCollate(dataset.image_shape, dataset.dtype)
         if stage in ('fit', 'validate'):
-            n_val = int(len(dataset) * self.val_split_pct)
-            if self.val_split_pct > 0 and n_val == 0:
-                raise ValueError(
-                    f'val_split_pct={self.val_split_pct} of {len(dataset)} samples '
-                    f'leaves no validation sample; raise it or set it to 0'
-                )
-            generator = torch.Generator().manual_seed(self.seed)
-            train, val = random_split(
-                dataset, [len(dataset) - n_val, n_val], generator=generator
-            )
-            self.train_dataset = train
-            self.val_dataset = val if n_val > 0 else None
+            train, val = train_val_indices(len(dataset), self.val_split_pct, self.seed)
+            self.train_dataset = Subset(dataset, train)
+            self.val_dataset = Subset(dataset, val) if val else None
         else:
             self.test_dataset = dataset
             self.predict_dataset = dataset
@@ -430,6 +420,7 @@ class S2100KDataModule(NonGeoDataModule):
             drop_last=train and size > batch_size,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
+            prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
         )
 
     def val_dataloader(self) -> DataLoader[Sample]:

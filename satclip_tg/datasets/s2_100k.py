@@ -15,7 +15,7 @@ corrupt tile either raises an error naming the file or, on request, is skipped.
 import pathlib
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -116,8 +116,10 @@ class SatCLIPImageryDataset(S2100k):
     * any band count and any patch size (constant over the data set) work;
       `bands` and `patch_size` are read lazily from the metadata
       of the first readable tile;
-    * samples hold float32 tensors: ``image`` (C, H, W) with the raw pixel
-      values, ``point`` (2,) with (lon, lat) in degrees;
+    * samples hold ``image`` (C, H, W) with the raw pixel values in the
+      tiles' own dtype (TorchGeo's reader converts to float32; uint16 keeps
+      S2-100K at half the memory, and the data module converts on the
+      accelerator) and ``point`` (2,) float32 (lon, lat) in degrees;
     * a corrupt tile raises `UnreadableTileError` naming the file, or
       with ``skip_unreadable=True`` gives ``None`` for that sample (with an
       `UnreadableTileWarning` once per file and process); use a collate
@@ -142,7 +144,8 @@ class SatCLIPImageryDataset(S2100k):
             mode: ``'both'`` returns images and points, ``'points'`` only the
                 points (no image is read).
             transforms: A function that takes a sample and returns a
-                transformed version (not called for skipped tiles).
+                transformed version (not called for skipped tiles). It gets
+                the image as float32, as from `torchgeo.datasets.S2100k`.
             download: If True, download S2-100K into ``root`` when it is not
                 there (about 78 GB).
             checksum: If True, check the SHA-256 of downloaded files (slow).
@@ -161,6 +164,7 @@ class SatCLIPImageryDataset(S2100k):
             raise ValueError(f"mode must be 'both' or 'points', got {mode!r}")
         self.skip_unreadable = skip_unreadable
         self._image_shape: tuple[int, int, int] | None = None
+        self._dtype: np.dtype[Any] | None = None
         self._warned: set[str] = set()
         super().__init__(
             root, mode=mode, transforms=transforms, download=download, checksum=checksum
@@ -276,21 +280,22 @@ class SatCLIPImageryDataset(S2100k):
                 self, f'{first} (the first file listed in {index_path})'
             )
 
-    def _read_shape(self, path: str) -> tuple[int, int, int]:
-        """Read (bands, height, width) from the metadata of one tile.
+    def _read_shape(self, path: str) -> tuple[tuple[int, int, int], np.dtype[Any]]:
+        """Read (bands, height, width) and the pixel dtype of one tile.
 
         Args:
             path: Path of the tile.
 
         Returns:
-            The shape of the image the tile holds.
+            The shape of the image the tile holds, and its dtype.
 
         Raises:
             UnreadableTileError: If the file cannot be opened.
         """
         try:
             with rasterio.open(path) as src:
-                return int(src.count), int(src.height), int(src.width)
+                shape = int(src.count), int(src.height), int(src.width)
+                return shape, np.dtype(src.dtypes[0])
         except Exception as error:
             raise UnreadableTileError(
                 f'cannot read image tile {path}: {_describe(error)}'
@@ -310,7 +315,7 @@ class SatCLIPImageryDataset(S2100k):
         if self._image_shape is None:
             for path in self.files:
                 try:
-                    self._image_shape = self._read_shape(path)
+                    self._image_shape, self._dtype = self._read_shape(path)
                     break
                 except UnreadableTileError as error:
                     if not self.skip_unreadable:
@@ -319,6 +324,28 @@ class SatCLIPImageryDataset(S2100k):
             else:
                 raise UnreadableTileError(f'no readable image tile in {self.root}')
         return self._image_shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Pixel dtype of the images as read (torch.uint16 for S2-100K).
+
+        Raises:
+            UnreadableTileError: As `image_shape`.
+        """
+        self.image_shape  # noqa: B018 - reads the metadata once
+        assert self._dtype is not None
+        return torch.from_numpy(np.zeros(0, dtype=self._dtype)).dtype
+
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes of one sample in host memory: the image and the point.
+
+        Raises:
+            UnreadableTileError: As `image_shape`.
+        """
+        bands, height, width = self.image_shape
+        image = bands * height * width * self.dtype.itemsize
+        return image + self.points[0].element_size() * 2
 
     @property
     def bands(self) -> int:
@@ -346,7 +373,7 @@ class SatCLIPImageryDataset(S2100k):
             )
 
     def _read_image(self, path: str) -> Tensor:
-        """Read one tile as a float32 (C, H, W) tensor of raw values.
+        """Read one tile as a (C, H, W) tensor of raw values in its own dtype.
 
         Args:
             path: Path of the tile.
@@ -356,11 +383,11 @@ class SatCLIPImageryDataset(S2100k):
 
         Raises:
             UnreadableTileError: If the file cannot be read or decoded, or if
-                its shape differs from `image_shape`.
+                its shape or dtype differs from `image_shape` and `dtype`.
         """
         try:
             with rasterio.open(path) as src:
-                array = src.read(out_dtype='float32')
+                array = src.read()
         except Exception as error:
             raise UnreadableTileError(
                 f'cannot read image tile {path}: {_describe(error)}'
@@ -372,6 +399,12 @@ class SatCLIPImageryDataset(S2100k):
                 f'{array.shape}, but the data set has {expected} (from its first '
                 f'readable tile); all tiles must have the same bands and size'
             )
+        if array.dtype != self._dtype:
+            raise UnreadableTileError(
+                f'image tile {path} holds {array.dtype} pixels, but the data set '
+                f'holds {self._dtype} (from its first readable tile); all tiles '
+                f'must have the same data type'
+            )
         return torch.from_numpy(array)
 
     def __getitem__(self, index: int) -> Sample | None:  # type: ignore[override]
@@ -381,9 +414,9 @@ class SatCLIPImageryDataset(S2100k):
             index: Index of the sample (row of ``index.csv``).
 
         Returns:
-            ``{'image': float32 (C, H, W), 'point': float32 (2,)}`` with the raw
-            pixel values and (lon, lat) in degrees (no ``image`` in ``'points'``
-            mode), or ``None`` if the tile is unreadable and
+            ``{'image': (C, H, W), 'point': float32 (2,)}`` with the raw
+            pixel values in the tiles' dtype and (lon, lat) in degrees (no
+            ``image`` in ``'points'`` mode), or ``None`` if the tile is unreadable and
             ``skip_unreadable`` is True.
 
         Raises:
@@ -401,5 +434,9 @@ class SatCLIPImageryDataset(S2100k):
                 self._warn(path, error)
                 return None
         if self.transforms is not None:
+            # Per-sample transforms expect float images, as TorchGeo's reader
+            # gives (integer tensors such as uint16 support few operations).
+            if 'image' in sample:
+                sample['image'] = sample['image'].float()
             sample = self.transforms(sample)
         return sample

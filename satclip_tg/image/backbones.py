@@ -7,6 +7,7 @@ The three built-ins are the SSL4EO-S12 architectures of the released models
 through the ``satclip_tg_image_backbones`` hook.
 """
 
+import hashlib
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,15 @@ import timm
 import torch
 from torch import Tensor, nn
 
-__all__ = ['ImageEncoder', 'load_backbone_weights', 'timm_backbone']
+__all__ = [
+    'ImageEncoder',
+    'backbone_digest',
+    'backbone_feature_dim',
+    'backbone_features',
+    'backbone_projection',
+    'load_backbone_weights',
+    'timm_backbone',
+]
 
 # Prefixes under which a backbone's own keys may sit in a saved state dict:
 # Lightning task checkpoints (``model.``), SatCLIP's ``model.visual.`` and ours.
@@ -99,6 +108,27 @@ class ImageEncoder(nn.Module):
             self.projection.train(mode)
         return self
 
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled features that enter the projection."""
+        model: Any = self.model
+        return int(model.num_features)
+
+    def encode_features(self, images: Tensor) -> Tensor:
+        """The pooled features before the projection (what the feature cache keeps).
+
+        Args:
+            images: ``(B, in_channels, H, W)`` images.
+
+        Returns:
+            ``(B, feature_dim)`` features; ``projection`` of them is `forward`.
+        """
+        model: Any = self.model
+        features: Tensor = model.forward_head(
+            model.forward_features(images), pre_logits=True
+        )
+        return features
+
     def forward(self, images: Tensor) -> Tensor:
         """Embed images.
 
@@ -110,6 +140,97 @@ class ImageEncoder(nn.Module):
         """
         out: Tensor = self.model(images)
         return out
+
+
+def backbone_projection(backbone: nn.Module) -> nn.Module:
+    """The trainable final layer of an image backbone, its ``projection``.
+
+    Args:
+        backbone: An image backbone from the registry.
+
+    Returns:
+        The module.
+
+    Raises:
+        TypeError: If the backbone has no ``projection`` module.
+    """
+    projection = getattr(backbone, 'projection', None)
+    if not isinstance(projection, nn.Module):
+        raise TypeError(
+            f'the image backbone {type(backbone).__name__} has no `projection` '
+            f'module, so its pre-projection features cannot be told apart from '
+            f'its output; give it a `projection` attribute (the trainable final '
+            f'layer) or an `encode_features(images)` method, as the plugin '
+            f'contract describes'
+        )
+    return projection
+
+
+def backbone_features(backbone: nn.Module, images: Tensor) -> Tensor:
+    """The pooled features a backbone feeds into its projection.
+
+    Uses the backbone's ``encode_features`` method when it has one (the
+    built-ins do). Otherwise the input of its ``projection`` module is
+    captured during an ordinary forward pass, which works for any backbone
+    whose ``forward`` ends with ``projection(features)``.
+
+    Args:
+        backbone: An image backbone from the registry.
+        images: ``(B, C, H, W)`` model input.
+
+    Returns:
+        ``(B, D)`` features, such that ``projection(features)`` is the
+        backbone's output.
+
+    Raises:
+        TypeError: If the backbone has neither ``encode_features`` nor a
+            ``projection`` module, or its projection does not take ``(B, D)``.
+    """
+    encode = getattr(backbone, 'encode_features', None)
+    if callable(encode):
+        features: Tensor = encode(images)
+        return features
+    captured: list[Tensor] = []
+
+    def keep_input(module: nn.Module, args: tuple[Any, ...]) -> None:
+        captured.append(args[0])
+
+    handle = backbone_projection(backbone).register_forward_pre_hook(keep_input)
+    try:
+        backbone(images)
+    finally:
+        handle.remove()
+    if len(captured) != 1 or captured[0].ndim != 2:
+        raise TypeError(
+            f'the projection of {type(backbone).__name__} was not called once on '
+            f'(B, D) features; give the backbone an `encode_features(images)` '
+            f'method'
+        )
+    return captured[0]
+
+
+def backbone_feature_dim(backbone: nn.Module) -> int:
+    """Width D of the features `backbone_features` returns.
+
+    Args:
+        backbone: An image backbone from the registry.
+
+    Returns:
+        ``backbone.feature_dim`` if set, else the projection's ``in_features``.
+
+    Raises:
+        TypeError: If neither is known.
+    """
+    width = getattr(backbone, 'feature_dim', None)
+    if isinstance(width, int):
+        return width
+    projection = backbone_projection(backbone)
+    if isinstance(projection, nn.Linear):
+        return projection.in_features
+    raise TypeError(
+        f'the width of the features of {type(backbone).__name__} is unknown: give '
+        f'it a `feature_dim` attribute'
+    )
 
 
 def _classifier_keys(model: nn.Module) -> set[str]:
@@ -238,3 +359,35 @@ def timm_backbone(model_name: str) -> Any:
     factory.__name__ = factory.__qualname__ = model_name
     factory.__doc__ = f'Build an ImageEncoder around timm {model_name!r}.'
     return factory
+
+
+def backbone_digest(backbone: nn.Module) -> str:
+    """SHA-256 of a backbone's frozen weights and buffers (projection aside).
+
+    Two backbones with the same digest compute the same features, so a
+    feature cache records it and training on the cache checks it: this
+    catches other weights, and randomly initialised backbones built under
+    another seed.
+
+    Args:
+        backbone: An image backbone.
+
+    Returns:
+        The hex digest over the names, shapes, dtypes and bytes of every
+        parameter and buffer outside ``projection``.
+    """
+    projection = getattr(backbone, 'projection', None)
+    skip = (
+        {id(t) for t in (*projection.parameters(), *projection.buffers())}
+        if isinstance(projection, nn.Module)
+        else set()
+    )
+    digest = hashlib.sha256()
+    tensors = [*backbone.named_parameters(), *backbone.named_buffers()]
+    for name, tensor in sorted(tensors, key=lambda item: item[0]):
+        if id(tensor) in skip:
+            continue
+        data = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f'{name}|{tuple(tensor.shape)}|{tensor.dtype}|'.encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

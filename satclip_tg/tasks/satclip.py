@@ -14,6 +14,7 @@ from torchgeo.tasks import BaseTask
 from torchmetrics import CatMetric
 
 from ..geodesy import great_circle_km
+from ..image.backbones import backbone_projection
 from ..location.encoder import LocationEncoder, build_location_encoder
 from ..losses import ClipLoss, clip_logits
 from ..plugins import get_registry
@@ -34,6 +35,13 @@ class SatCLIPTask(BaseTask):
     encoder (a positional encoding and a network) are trained so that the
     embeddings of matching pairs are more similar than those of all other
     pairs, with CLIP's symmetric cross-entropy and a learnable temperature.
+
+    Batches come in two forms: ``{'image', 'point'}`` (live tiles, e.g. from
+    `S2100KDataModule`) or ``{'features', 'point'}`` (a frozen backbone's
+    pooled features, from `CachedFeatureDataModule`), to which only the image
+    encoder's projection is applied. Both train the same parameters, log the
+    same metrics and write the same checkpoint layout, so a model trained on
+    cached features embeds images with its full image encoder.
 
     Logged metrics: ``train_loss``, ``logit_scale``; and per epoch on the
     validation (``val_``) and test (``test_``) sets: the loss, in-batch
@@ -157,14 +165,51 @@ class SatCLIPTask(BaseTask):
         Returns:
             ``(image_embeddings, location_embeddings)``, each ``(B, embed_dim)``.
         """
-        self._check_bands(images)
-        image_embeddings = self.image_encoder(images)
+        return self._embed_pair({'image': images, 'point': points})
+
+    def embed_images(self, batch: dict[str, Tensor]) -> Tensor:
+        """Embed the image side of a batch: images, or cached features.
+
+        Args:
+            batch: With ``'image'`` ``(B, C, H, W)``, or with ``'features'``
+                ``(B, D)``: the pooled output of the frozen backbone, to which
+                only the projection is applied.
+
+        Returns:
+            ``(B, embed_dim)`` float32 image embeddings.
+
+        Raises:
+            ValueError: If the images have the wrong band count, or the
+                features the wrong width.
+            TypeError: For features, if the backbone has no ``projection``.
+        """
+        if 'features' not in batch:
+            self._check_bands(batch['image'])
+            embeddings: Tensor = self.image_encoder(batch['image'])
+            return embeddings.float()
+        features = batch['features']
+        projection = backbone_projection(self.image_encoder)
+        width = getattr(projection, 'in_features', None)
+        if features.ndim != 2 or (width is not None and features.shape[1] != width):
+            raise ValueError(
+                f'cached features have shape {tuple(features.shape)}, but the '
+                f'projection of the {self.hparams["backbone"]} backbone takes '
+                f'(B, {width}): the feature cache was made with another backbone; '
+                f'run satclip-tg cache-features with this config'
+            )
+        weight = next(projection.parameters(), None)
+        dtype = weight.dtype if weight is not None else torch.float32
+        embeddings = projection(features.to(dtype))
+        return embeddings.float()
+
+    def _embed_pair(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        points = batch['point']
         # The location side always runs in float32: harmonics of degree 39 and
         # a first SIREN layer with w0 = 30 turn half-precision rounding into
         # large phase errors, and the location encoder is cheap anyway.
         with torch.autocast(device_type=points.device.type, enabled=False):
             location_embeddings = self.location_encoder(points.float())
-        return image_embeddings.float(), location_embeddings
+        return self.embed_images(batch), location_embeddings
 
     def _check_bands(self, images: Tensor) -> None:
         expected = self.hparams['in_channels']
@@ -188,7 +233,9 @@ class SatCLIPTask(BaseTask):
 
         Args:
             batch: ``{'image': (B, C, H, W), 'point': (B, 2)}``, optionally
-                with ``'skipped'``, the number of unreadable tiles left out.
+                with ``'skipped'``, the number of unreadable tiles left out;
+                or ``{'features': (B, D), 'point': (B, 2)}`` from a feature
+                cache.
             batch_idx: Index of the batch.
             dataloader_idx: Index of the dataloader.
 
@@ -198,7 +245,7 @@ class SatCLIPTask(BaseTask):
         self._count_skipped(batch)
         if len(batch['point']) == 0:
             return None
-        image_embeddings, location_embeddings = self(batch['image'], batch['point'])
+        image_embeddings, location_embeddings = self._embed_pair(batch)
         scale = self._logit_scale()
         loss: Tensor = self.criterion(image_embeddings, location_embeddings, scale)
         batch_size = len(batch['point'])
@@ -226,7 +273,7 @@ class SatCLIPTask(BaseTask):
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> Tensor | None:
         if len(batch['point']) == 0:
             return None
-        image_embeddings, location_embeddings = self(batch['image'], batch['point'])
+        image_embeddings, location_embeddings = self._embed_pair(batch)
         scale = self.logit_scale.exp()
         loss: Tensor = self.criterion(image_embeddings, location_embeddings, scale)
         batch_size = len(batch['point'])
@@ -314,12 +361,13 @@ class SatCLIPTask(BaseTask):
         """Embed the locations (and images, when present) of one batch.
 
         Args:
-            batch: ``{'point': (B, 2)}``, optionally with ``'image'``.
+            batch: ``{'point': (B, 2)}``, optionally with ``'image'`` or
+                cached ``'features'``.
             batch_idx: Index of the batch.
             dataloader_idx: Index of the dataloader.
 
         Returns:
-            ``{'point', 'location_embedding'}`` and, with images,
+            ``{'point', 'location_embedding'}`` and, with images or features,
             ``'image_embedding'``.
         """
         points = batch['point']
@@ -328,9 +376,8 @@ class SatCLIPTask(BaseTask):
                 'point': points,
                 'location_embedding': self.location_encoder(points.float()),
             }
-        if 'image' in batch:
-            self._check_bands(batch['image'])
-            output['image_embedding'] = self.image_encoder(batch['image'])
+        if 'image' in batch or 'features' in batch:
+            output['image_embedding'] = self.embed_images(batch)
         return output
 
     def configure_optimizers(self) -> OptimizerLRScheduler:

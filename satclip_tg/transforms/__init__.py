@@ -1,0 +1,21 @@
+"""Batch transforms of satclip-tg: preprocessing, augmentation, reproducible views."""
+
+from .augmentation import (
+    B10_INDEX,
+    SatCLIPBatchAugmentation,
+    ViewParameters,
+    centre_views,
+    jitter_points,
+    random_views,
+    seeded_views,
+)
+
+__all__ = [
+    'B10_INDEX',
+    'SatCLIPBatchAugmentation',
+    'ViewParameters',
+    'centre_views',
+    'jitter_points',
+    'random_views',
+    'seeded_views',
+]
