@@ -351,6 +351,11 @@ def check_image_backbone(
     With ``freeze=False``: every parameter trains and ``.train()`` puts every
     module in training mode.
 
+    A training-free backbone (such as ``mosaiks``: drawn filters kept as
+    buffers, only the projection has parameters) sets the attribute
+    ``training_free = True``. Then its frozen part may consist of buffers
+    alone, and ``freeze=False`` must be refused with a ``ValueError``.
+
     Args:
         factory: The registered factory (e.g. ``timm_backbone('resnet18')``).
         in_channels: Number of image bands used for the check.
@@ -378,7 +383,8 @@ def check_image_backbone(
         raise AssertionError(
             f'{name}: with freeze=True no parameter trains; the projection must'
         )
-    if trainable == set(parameters):
+    training_free = bool(getattr(backbone, 'training_free', False))
+    if trainable == set(parameters) and not training_free:
         raise AssertionError(
             f'{name}: with freeze=True every parameter trains; only the projection may'
         )
@@ -445,6 +451,14 @@ def check_image_backbone(
         restored = _round_trip(backbone, fresh).eval()
         _assert_close(restored(images), first, 0.0, f'{name}: state_dict round trip')
 
+    if training_free:
+        try:
+            factory(in_channels, num_outputs, weights=None, freeze=False, **args)
+        except ValueError:
+            return
+        raise AssertionError(
+            f'{name} is training_free, so freeze=False must raise ValueError'
+        )
     torch.manual_seed(0)
     unfrozen = factory(in_channels, num_outputs, weights=None, freeze=False, **args)
     frozen = [key for key, p in unfrozen.named_parameters() if not p.requires_grad]

@@ -370,3 +370,32 @@ def test_fit_with_trainer(tmp_path: Path) -> None:
     trainer.fit(model, datamodule=dm)
     assert ('train', (4, 13, 16, 16)) in model.shapes
     assert ('val', (3, 13, 16, 16)) in model.shapes
+
+
+def test_host_memory_in_flight_is_checked_before_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import satclip_tg.datamodules.s2_100k as module
+    from satclip_tg.resources import HostMemoryError
+
+    s2_sample = 12 * 256 * 256 * 2 + 2 * 4  # uint16 tile and float32 point
+    dm = make_dm(batch_size=8192, num_workers=16)
+    assert dm.batches_in_flight() == 16 * 2 + 1
+    assert dm.host_bytes_in_flight(s2_sample) == 8192 * s2_sample * 33  # 425 GB
+    assert make_dm(num_workers=0).batches_in_flight() == 1
+
+    sample = 12 * 32 * 32 * 2 + 8  # the fixture
+    dm = make_dm(batch_size=4, num_workers=2, prefetch_factor=3)
+    needed = 4 * sample * (2 * 3 + 1)
+    monkeypatch.setattr(module, 'available_memory_bytes', lambda: needed - 1)
+    with pytest.raises(HostMemoryError) as info:
+        dm.setup('fit')
+    message = str(info.value)
+    assert 'batch_size 4' in message and 'num_workers 2 x prefetch_factor 3' in message
+    assert 'Lower data.init_args.batch_size' in message
+    assert dm.train_dataset is None  # failed before making any data set
+    monkeypatch.setattr(module, 'available_memory_bytes', lambda: needed)
+    dm.setup('fit')
+    unchecked = make_dm(batch_size=4, check_host_memory=False)
+    monkeypatch.setattr(module, 'available_memory_bytes', lambda: 1)
+    unchecked.setup('fit')

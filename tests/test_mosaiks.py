@@ -73,61 +73,42 @@ def mosaiks(**kwargs) -> MosaiksImageEncoder:
 
 
 # --- registration and the conformance kit ----------------------------------
+MOSAIKS = get_registry().get('image_backbone', 'mosaiks').factory
+
+
 def test_registered_as_mosaiks() -> None:
-    component = get_registry().get('image_backbone', 'mosaiks')
-    assert component.factory is MosaiksImageEncoder
-
-
-def kit_factory(
-    in_channels: int,
-    num_outputs: int,
-    weights: str | None = None,
-    freeze: bool = True,
-    **backbone_args,
-) -> nn.Module:
-    """The mosaiks factory, adapted to the two checks it cannot pass as is.
-
-    `check_image_backbone` (1) asks that with freeze=True *some parameter* does
-    not train: it finds the frozen part through its parameters, but the frozen
-    part of mosaiks is buffers only; and (2) builds the backbone with
-    freeze=False, which mosaiks refuses. A frozen scalar parameter stands in
-    for the frozen part, and freeze=False builds the (only) frozen variant
-    with that stand-in trainable. Every other check runs on the real module.
-    """
-    encoder = MosaiksImageEncoder(
-        in_channels, num_outputs, weights=weights, freeze=True, **backbone_args
-    )
-    anchor = nn.Parameter(torch.zeros(()), requires_grad=not freeze)
-    encoder.register_parameter('kit_anchor', anchor)
-    return encoder
+    assert MOSAIKS is MosaiksImageEncoder
+    assert MosaiksImageEncoder.training_free
 
 
 @pytest.mark.parametrize('in_channels', [3, 13])
 def test_conformance_kit_gaussian(in_channels: int) -> None:
     check_image_backbone(
-        kit_factory, in_channels=in_channels, backbone_args={'num_filters': 16}
+        MOSAIKS, in_channels=in_channels, backbone_args={'num_filters': 16}
     )
 
 
 def test_conformance_kit_with_patches(rgb_source: pathlib.Path) -> None:
     check_image_backbone(
-        kit_factory,
+        MOSAIKS,
         in_channels=3,
         image_size=16,
         backbone_args={'num_filters': 16, 'patches_from': str(rgb_source)},
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason='the kit requires a frozen parameter; mosaiks freezes buffers only',
-)
-def test_conformance_kit_unadapted() -> None:
-    # Strict: once the kit accepts a buffers-only frozen part this passes, and
-    # the adapter above can go (freeze=False still raises ValueError then).
-    factory = get_registry().get('image_backbone', 'mosaiks').factory
-    check_image_backbone(factory, backbone_args={'num_filters': 16})
+def test_a_learnt_backbone_may_not_be_buffers_only() -> None:
+    class Buffers(nn.Module):
+        def __init__(self, in_channels, num_outputs, weights=None, freeze=True):
+            super().__init__()
+            self.register_buffer('filters', torch.ones(3))
+            self.projection = nn.Linear(in_channels, num_outputs)
+
+        def forward(self, images):
+            return self.projection(images.mean(dim=(2, 3)))
+
+    with pytest.raises(AssertionError, match='every parameter trains'):
+        check_image_backbone(Buffers)
 
 
 # --- determinism ---------------------------------------------------------------

@@ -94,6 +94,8 @@ class MosaiksImageEncoder(nn.Module):
     normalisation layers, so training and eval mode compute the same.
 
     Attributes:
+        training_free: True: there is no ``freeze=False`` variant (see
+            `satclip_tg.testing.check_image_backbone`).
         feature_dim: Size ``2K`` of the features of `encode_features`.
         projection: The trainable ``nn.Linear(feature_dim, num_outputs)``.
         threshold: The ``bias`` option (a float, not a parameter).
@@ -108,6 +110,8 @@ class MosaiksImageEncoder(nn.Module):
         filter_offset: Buffer ``(K,)``: the per-filter offset of the
             convolution.
     """
+
+    training_free = True
 
     def __init__(
         self,
