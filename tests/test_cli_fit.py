@@ -114,3 +114,23 @@ data:
 """
     )
     assert main(['fit', f'--config={config}', *fast_args(tmp_path, 32)]) == 0
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda path: path.stem)
+def test_live_configs_fit_one_node_with_8_gpus_and_1_tb(config) -> None:
+    import yaml
+
+    from satclip_tg.datamodules import S2100KDataModule
+
+    document = yaml.safe_load(config.read_text())
+    assert document['trainer']['devices'] == 8
+    assert document['model']['init_args']['gather_negatives'] is True
+    dm = S2100KDataModule(**document['data']['init_args'])
+    assert 8 * dm.batch_size == 8192  # the released contrastive batch, gathered
+    s2_sample = 12 * 256 * 256 * 2 + 8
+    per_node = 8 * dm.host_bytes_in_flight(s2_sample)
+    assert per_node < 0.25e12  # well inside 1 TB of host memory
+    assert f'8 ranks {per_node / 1e9:.0f} GB' in ' '.join(config.read_text().split())
+    crop = dm.crop_size
+    gpu_batch = dm.batch_size * 13 * crop * crop * 4
+    assert gpu_batch < 4e9  # float32 augmented batch, far below 80 GB
