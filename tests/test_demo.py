@@ -339,9 +339,11 @@ def test_demo_command_reports_a_missing_config(tmp_path, capsys) -> None:
 @needs_basemap
 def test_demo_pipeline_fast_dev_run(tmp_path) -> None:
     messages: list[str] = []
-    data = pipeline.DemoData(n=48, patch_size=8, seed=0, land_fraction=0.75)
+    data = pipeline.DemoData(n=48, patch_size=16, seed=0, land_fraction=0.75)
     run_dir = pipeline.run_demo(
         config=ROOT / 'configs' / 'demo.yaml',
+        cached_config=ROOT / 'configs' / 'demo_cached.yaml',
+        views=2,
         runs_dir=tmp_path / 'runs',
         data_root=str(tmp_path / 'data'),
         data=data,
@@ -350,29 +352,59 @@ def test_demo_pipeline_fast_dev_run(tmp_path) -> None:
             '--trainer.enable_progress_bar=false',
             '--trainer.enable_model_summary=false',
             '--data.init_args.batch_size=8',
-            '--data.init_args.crop_size=8',
             '--data.init_args.num_workers=0',
         ],
         map_resolution=5,
+        check=True,
         say=messages.append,
     )
     assert run_dir.parent == tmp_path / 'runs'
-    assert any(m.startswith('step 1/4') for m in messages)
+    assert any(m.startswith('step 1/6') for m in messages)
+    assert any(m.startswith('step 2/6: frozen MOSAIKS features') for m in messages)
     assert messages[-1] == f'done: all outputs are in {run_dir}'
     names = {p.name for p in run_dir.iterdir()}
     assert {'satclip-demo.ckpt', 'embedding_map.png', 'summary.txt'} <= names
     summary = (run_dir / 'summary.txt').read_text()
     assert 'median retrieval error' in summary and 'random-guess median' in summary
     assert 'km' in summary and 'top-1' in summary
+    assert 'on cached MOSAIKS features' in summary
+    # The quick check ran, or says why not (no benchmark data installed).
+    assert 'verdict: pretraining' in summary or 'quick check skipped' in summary
     record = json.loads((run_dir / 'final_metrics.json').read_text())
     assert record['metrics']['val_random_median_km'] > 0
     encoder = load_location_encoder(run_dir / 'satclip-demo.ckpt')
     out = encoder(torch.tensor([[0.0, 0.0], [179.0, -60.0]]))
-    assert out.shape == (2, 128) and torch.isfinite(out).all()
-    # The data set is reused by the next run.
+    assert out.shape == (2, 256) and torch.isfinite(out).all()
+    # The data set and its feature cache are reused by the next run.
+    cache = tmp_path / 'data-features'
+    manifest = json.loads((cache / 'manifest.json').read_text())
+    assert manifest['backbone'] == 'mosaiks' and manifest['views'] == 2
+    assert manifest['backbone_args']['patches_from'] == str(tmp_path / 'data')
     assert (tmp_path / 'data' / 'index.csv').is_file()
     stamp = os.stat(tmp_path / 'data' / 'index.csv').st_mtime_ns
+    shard = os.stat(cache / 'features-00000.npy').st_mtime_ns
     assert not build_bluemarble(
-        tmp_path / 'data', 48, patch_size=8, land_fraction=0.75
+        tmp_path / 'data', 48, patch_size=16, land_fraction=0.75
     ).built
     assert os.stat(tmp_path / 'data' / 'index.csv').st_mtime_ns == stamp
+    again: list[str] = []
+    pipeline.run_demo(
+        config=ROOT / 'configs' / 'demo.yaml',
+        cached_config=ROOT / 'configs' / 'demo_cached.yaml',
+        views=2,
+        runs_dir=tmp_path / 'runs',
+        data_root=str(tmp_path / 'data'),
+        data=data,
+        lightning_args=[
+            '--trainer.fast_dev_run=true',
+            '--trainer.enable_progress_bar=false',
+            '--data.init_args.batch_size=8',
+            '--data.init_args.num_workers=0',
+        ],
+        map_resolution=5,
+        check=False,
+        say=again.append,
+    )
+    assert '  already cached with these settings: reusing them' in again
+    assert os.stat(cache / 'features-00000.npy').st_mtime_ns == shard
+    assert any(m.startswith('step 5/5: summary') for m in again)

@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: The object returned by ``add_subparsers``.
     """
-    from ..demo.settings import DEMO_DATA
+    from ..demo.settings import DEMO_DATA, DEMO_VIEWS
 
     parser = subparsers.add_parser(
         'demo',
@@ -32,6 +32,23 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         '--config', default='configs/demo.yaml', help='fit config (%(default)s)'
+    )
+    parser.add_argument(
+        '--cached-config',
+        default='configs/demo_cached.yaml',
+        help='overlay that trains on the cached features (%(default)s)',
+    )
+    parser.add_argument(
+        '--views',
+        type=_positive,
+        default=DEMO_VIEWS,
+        help='views per patch in the feature cache (%(default)s)',
+    )
+    parser.add_argument(
+        '--no-check',
+        dest='check',
+        action='store_false',
+        help='skip the quick check against the random initialisation',
     )
     parser.add_argument(
         '--runs-dir', default='runs', help='parent of the run folder (%(default)s)'
@@ -62,8 +79,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         '--threads',
         type=_positive,
-        help='PyTorch CPU threads (default: one less than the cores; the '
-        'data-loading worker gets the last one)',
+        help='PyTorch CPU threads (default: all cores)',
     )
     parser.add_argument(
         'lightning_args',
@@ -106,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_demo(
             config=args.config,
+            cached_config=args.cached_config,
+            views=args.views,
+            check=args.check,
             runs_dir=args.runs_dir,
             data_root=args.data_root,
             data=data,

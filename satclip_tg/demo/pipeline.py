@@ -4,12 +4,18 @@
 
 1. build the Blue Marble data set (`build_bluemarble`; a no-op when an
    identical one exists);
-2. ``satclip-tg fit --config configs/demo.yaml`` in this process, with
-   Lightning's progress bar, logging into a new run folder;
-3. load the location encoder back from the checkpoint
+2. cache the frozen MOSAIKS features of every patch for V views
+   (`cache_demo_features`, the same as ``satclip-tg cache-features --config
+   configs/demo.yaml``; a no-op when the cache matches the config);
+3. ``satclip-tg fit --config configs/demo.yaml --config
+   configs/demo_cached.yaml`` in this process (`pretrain_on_cache`), logging
+   into a new run folder;
+4. load the location encoder back from the checkpoint
    (`satclip_tg.load_location_encoder`) and draw the map of its embeddings
    (`write_embedding_map`);
-4. write ``summary.txt`` with the validation metrics and timings.
+5. a quick check (`quick_check`): a few benchmark tasks, the pretrained
+   encoder against the same architecture at random initialisation;
+6. write ``summary.txt`` with the validation metrics, the check and timings.
 
 Everything lands in one new folder ``<runs_dir>/demo-YYYYmmdd-HHMMSS/``
 (suffixed ``-2``, ``-3``, ... if it exists): earlier runs are never touched.
@@ -21,6 +27,7 @@ import os
 import pathlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -34,14 +41,21 @@ from ..pretrained import load_location_encoder
 from ..tasks.satclip import CHECKPOINT_KEY
 from .bluemarble import build_bluemarble, read_land_mask, read_manifest, settings_of
 from .embedding_map import global_grid, write_embedding_map
-from .settings import DEMO_DATA, DemoData
+from .settings import DEMO_DATA, DEMO_VIEWS, DemoData
 
 __all__ = [
     'CHECKPOINT_NAME',
     'DEMO_DATA',
+    'DEMO_VIEWS',
+    'QUICK_CHECK_TASKS',
     'DemoData',
     'DemoOutputs',
+    'QuickCheck',
+    'cache_demo_features',
+    'features_dir',
     'new_run_dir',
+    'pretrain_on_cache',
+    'quick_check',
     'run_demo',
     'training_density',
 ]
@@ -167,15 +181,248 @@ def _settings(data: DemoData) -> dict[str, Any]:
     return settings_of(data.n, data.patch_size, data.seed, data.land_fraction)
 
 
-def _config_data_root(config: pathlib.Path) -> str | None:
+def _read_config(config: pathlib.Path) -> dict[str, Any]:
     import yaml
 
     try:
         document = yaml.safe_load(config.read_text())
-        root = document['data']['init_args']['root']
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _config_data_root(config: pathlib.Path) -> str | None:
+    try:
+        root = _read_config(config)['data']['init_args']['root']
+    except (KeyError, TypeError):
         return None
     return str(root) if root is not None else None
+
+
+def _root_arguments(config: pathlib.Path, root: str) -> list[str]:
+    """LightningCLI options that point the config's data (and patches) at root."""
+    arguments = [f'--data.init_args.root={root}']
+    try:
+        backbone_args = _read_config(config)['model']['init_args']['backbone_args']
+    except (KeyError, TypeError):
+        return arguments
+    if isinstance(backbone_args, dict) and 'patches_from' in backbone_args:
+        # MOSAIKS draws its filters from the training images.
+        backbone_args = {**backbone_args, 'patches_from': root}
+        arguments.append(f'--model.init_args.backbone_args={json.dumps(backbone_args)}')
+    return arguments
+
+
+def features_dir(root: str | os.PathLike[str]) -> pathlib.Path:
+    """Where the demo caches the features of the data set in ``root``.
+
+    Args:
+        root: The data set folder.
+
+    Returns:
+        The sibling folder ``<root>-features``.
+    """
+    folder = pathlib.Path(root)
+    return folder.with_name(f'{folder.name}-features')
+
+
+def cache_demo_features(
+    config: str | os.PathLike[str],
+    root: str,
+    views: int,
+    lightning_args: Sequence[str] = (),
+) -> tuple[pathlib.Path, bool]:
+    """Cache the frozen backbone's features of the demo data (`features_dir`).
+
+    The same as ``satclip-tg cache-features --config CONFIG --output
+    <root>-features --views V``; a cache made with these settings is reused,
+    one made with others is replaced (it belongs to the demo).
+
+    Args:
+        config: The demo's live config.
+        root: The data set folder.
+        views: Views per patch.
+        lightning_args: Extra LightningCLI options (model and data ones apply).
+
+    Returns:
+        The cache folder, and whether features were computed.
+    """
+    from ..cli import lightning_cli
+    from ..features.writer import cache_features
+
+    config_path = pathlib.Path(config)
+    cli = lightning_cli(
+        [
+            f'--config={config_path}',
+            *_root_arguments(config_path, root),
+            '--trainer.logger=false',
+            '--trainer.callbacks=[]',
+            *lightning_args,
+        ],
+        run=False,
+    )
+    output = features_dir(root)
+    report = cache_features(
+        cli.model,
+        cli.datamodule,
+        output,
+        views=views,
+        overwrite=True,
+        trainer_kwargs={
+            'accelerator': 'cpu',
+            'devices': 1,
+            'precision': '32-true',
+            'enable_progress_bar': False,
+        },
+        say=lambda _: None,
+    )
+    return output, report.shards_before < report.manifest.shards
+
+
+def pretrain_on_cache(
+    config: str | os.PathLike[str],
+    cached_config: str | os.PathLike[str],
+    root: str,
+    cache: pathlib.Path,
+    run_dir: pathlib.Path,
+    lightning_args: Sequence[str] = (),
+) -> pathlib.Path:
+    """Train the demo on its cached features; the checkpoint goes to run_dir.
+
+    ``satclip-tg fit --config CONFIG --config CACHED_CONFIG
+    --data.init_args.features CACHE`` in this process, logging to a CSV file
+    in ``run_dir``.
+
+    Args:
+        config: The demo's live config (model and trainer).
+        cached_config: The overlay that swaps in `CachedFeatureDataModule`.
+        root: The data set folder (for the backbone's ``patches_from``).
+        cache: The feature cache.
+        run_dir: The run folder.
+        lightning_args: Extra LightningCLI options.
+
+    Returns:
+        The checkpoint path.
+    """
+    from ..cli import run_lightning
+
+    config_path = pathlib.Path(config)
+    callback = {
+        'class_path': f'{DemoOutputs.__module__}.DemoOutputs',
+        'init_args': {'run_dir': str(run_dir)},
+    }
+    logger = {
+        'class_path': 'lightning.pytorch.loggers.CSVLogger',
+        'init_args': {'save_dir': str(run_dir), 'name': '', 'version': ''},
+    }
+    root_arguments = _root_arguments(config_path, root)[1:]  # the model's only
+    run_lightning(
+        [
+            'fit',
+            f'--config={config_path}',
+            f'--config={cached_config}',
+            f'--data.init_args.features={cache}',
+            *root_arguments,
+            f'--trainer.default_root_dir={run_dir}',
+            '--trainer.enable_checkpointing=false',
+            f'--trainer.logger={json.dumps(logger)}',
+            f'--trainer.callbacks+={json.dumps(callback)}',
+            *lightning_args,
+        ]
+    )
+    return run_dir / CHECKPOINT_NAME
+
+
+#: Tasks of the quick check: light data (installed by the ``benchmark``
+#: extra), quick to probe, and each about something else: climate, terrain,
+#: what covers the land.
+QUICK_CHECK_TASKS = ('air_temperature', 'elevation', 'land_sea')
+
+
+@dataclass(frozen=True)
+class QuickCheck:
+    """The outcome of `quick_check`.
+
+    Attributes:
+        lines: Lines for the summary (a table and the verdict).
+        verdict: The one-line verdict.
+        seconds: Wall time.
+    """
+
+    lines: list[str]
+    verdict: str
+    seconds: float
+
+
+def quick_check(
+    checkpoint: pathlib.Path,
+    tasks: Sequence[str] = QUICK_CHECK_TASKS,
+    *,
+    num_points: int = 1000,
+    seeds: int = 3,
+    cache_dir: str | pathlib.Path | None = None,
+) -> QuickCheck:
+    """Does the demo's pretraining add knowledge? A fast benchmark answer.
+
+    The pretrained encoder and the same architecture at random initialisation
+    (averaged over ``seeds`` seeds) on a few benchmark tasks, with the linear
+    probe under spatial-block cross-validation (`run_benchmark`). The full
+    answer is ``satclip-tg benchmark --encoders demo=CHECKPOINT``.
+
+    Args:
+        checkpoint: The demo checkpoint.
+        tasks: Benchmark tasks.
+        num_points: Labelled points per task.
+        seeds: Seeds of the random initialisation.
+        cache_dir: The benchmark's cache folder (default: its default).
+
+    Returns:
+        The lines for the summary; tasks whose data is missing are named
+        with the install hint, and the verdict says when none could run.
+    """
+    from ..benchmark.comparison import compare_with_random_init, count_wins
+    from ..benchmark.runner import run_benchmark
+
+    start = time.perf_counter()
+    result = run_benchmark(
+        [f'demo={checkpoint}'],
+        list(tasks),
+        probes=('linear',),
+        num_points=num_points,
+        baselines=False,
+        cache_dir=cache_dir,
+        progress=False,
+        random_init=True,
+        random_init_seeds=seeds,
+    )
+    lines = []
+    missing = [
+        f'{name.removeprefix("task ")}: {reason}'
+        for name, reason in result.unavailable.items()
+    ]
+    if not result.rows:
+        verdict = (
+            'quick check skipped: no benchmark data here (pip install '
+            "'satclip-tg[benchmark]'); " + '; '.join(missing)
+        )
+        return QuickCheck([verdict], verdict, time.perf_counter() - start)
+    verdicts = compare_with_random_init(result.rows, 'demo')
+    for verdict_row in verdicts:
+        lines.append(
+            f'  {verdict_row.task:16} {verdict_row.metric:8} pretrained '
+            f'{verdict_row.pretrained_mean:6.3f}  random init '
+            f'{verdict_row.random_init_mean:6.3f}  '
+            f'({"+" if verdict_row.difference >= 0 else ""}'
+            f'{verdict_row.difference:.3f})'
+        )
+    wins, total = count_wins(verdicts)['linear']
+    verdict = (
+        f'pretraining {"adds" if 2 * wins > total else "does not add"} '
+        f'knowledge here: the demo encoder beats its random initialisation on '
+        f'{wins} of {total} quick-check tasks'
+    )
+    lines += [f'  tasks without data: {m}' for m in missing]
+    return QuickCheck(lines, verdict, time.perf_counter() - start)
 
 
 def _format_km(value: float | None) -> str:
@@ -194,6 +441,7 @@ def write_summary(
     timings: Mapping[str, float],
     explained: Sequence[float],
     map_resolution: float = 0.5,
+    check: QuickCheck | None = None,
 ) -> str:
     """Write the human-readable summary of a demo run.
 
@@ -205,6 +453,7 @@ def write_summary(
         timings: Seconds per step.
         explained: Variance shares of the map's three components.
         map_resolution: Grid cell size of the map in degrees.
+        check: The quick check, if it ran.
 
     Returns:
         The text written.
@@ -233,7 +482,7 @@ def write_summary(
         f'pixels (1/15 degree each), area-uniform points on {land}, seed '
         f'{data.seed}; {data_root}',
         f'training:   {record.get("epochs")} epochs, {record.get("global_step")} '
-        f'steps, batch {record.get("batch_size")}'
+        f'steps, batch {record.get("batch_size")}, on cached MOSAIKS features'
         + (' (fast_dev_run)' if record.get('fast_dev_run') else ''),
         '',
         f'validation ({record.get("val_size")} held-out locations; retrieval among '
@@ -247,6 +496,17 @@ def write_summary(
         '  loss:                     '
         + ('n/a' if get('val_loss') is None else f'{get("val_loss"):.3f}'),
         '',
+    ]
+    if check is not None:
+        lines += [
+            'quick check (linear probe, spatial-block CV; the same architecture '
+            'at random initialisation averaged over 3 seeds; full benchmark: '
+            'satclip-tg benchmark --encoders demo=' + CHECKPOINT_NAME + '):',
+            *check.lines,
+            f'  verdict: {check.verdict}',
+            '',
+        ]
+    lines += [
         'embedding map: first 3 principal components of the location embeddings '
         f'on a {map_resolution:g}-degree grid, weighted by the density of the '
         'training points, as RGB (variance explained '
@@ -271,18 +531,24 @@ def write_summary(
 def run_demo(
     *,
     config: str | os.PathLike[str] = 'configs/demo.yaml',
+    cached_config: str | os.PathLike[str] = 'configs/demo_cached.yaml',
+    views: int = DEMO_VIEWS,
     runs_dir: str | os.PathLike[str] = 'runs',
     data_root: str | None = None,
     data: DemoData = DEMO_DATA,
     lightning_args: Sequence[str] = (),
     map_resolution: float = 0.5,
     threads: int | None = None,
+    check: bool = True,
     say: Callable[[str], None] = print,
 ) -> pathlib.Path:
     """Run the whole demo and return its run folder.
 
     Args:
-        config: LightningCLI config of the pretraining run.
+        config: LightningCLI config of the pretraining run (live data; its
+            frozen backbone's features are cached).
+        cached_config: Overlay that trains on the cached features.
+        views: Views per patch in the feature cache.
         runs_dir: Parent of the new run folder.
         data_root: Where to build and read the data set; by default the
             config's ``data.init_args.root``.
@@ -290,26 +556,38 @@ def run_demo(
         lightning_args: Extra LightningCLI arguments, e.g.
             ``['--trainer.max_epochs=1']``.
         map_resolution: Grid cell size of the embedding map in degrees.
-        threads: PyTorch CPU threads while the demo runs; by default one less
-            than the available cores (one core is left to the data-loading
-            worker). On a busy machine, more threads than free cores slow
-            training down several times (OpenMP threads wait for each other).
+        threads: PyTorch CPU threads while the demo runs; by default the
+            available cores (training on the cached features needs no
+            data-loading worker). On a busy machine, more threads than free
+            cores slow training down several times (OpenMP threads wait for
+            each other).
+        check: Run the quick check against the random initialisation.
         say: Prints a progress message.
 
     Returns:
         The run folder.
 
     Raises:
-        FileNotFoundError: If the config does not exist.
+        FileNotFoundError: If a config does not exist.
     """
     config_path = pathlib.Path(config)
-    if not config_path.is_file():
-        raise FileNotFoundError(f'config {config_path} not found')
+    for path in (config_path, pathlib.Path(cached_config)):
+        if not path.is_file():
+            raise FileNotFoundError(f'config {path} not found')
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or max(1, _available_cores() - 1))
+    torch.set_num_threads(threads or _available_cores())
     try:
         return _run_demo(
-            config_path, runs_dir, data_root, data, lightning_args, map_resolution, say
+            config_path,
+            pathlib.Path(cached_config),
+            views,
+            runs_dir,
+            data_root,
+            data,
+            lightning_args,
+            map_resolution,
+            check,
+            say,
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -324,21 +602,23 @@ def _available_cores() -> int:
 
 def _run_demo(
     config_path: pathlib.Path,
+    cached_config: pathlib.Path,
+    views: int,
     runs_dir: str | os.PathLike[str],
     data_root: str | None,
     data: DemoData,
     lightning_args: Sequence[str],
     map_resolution: float,
+    check: bool,
     say: Callable[[str], None],
 ) -> pathlib.Path:
-    from ..cli import run_lightning
-
     root = data_root or _config_data_root(config_path) or 'data/bluemarble-demo'
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    steps = 6 if check else 5
 
     say(
-        f'step 1/4: Blue Marble data set in {root} ({data.n} patches of '
+        f'step 1/{steps}: Blue Marble data set in {root} ({data.n} patches of '
         f'{data.patch_size} x {data.patch_size} pixels)'
     )
     manifest = read_manifest(root)
@@ -370,38 +650,35 @@ def _run_demo(
         else '  already built with these settings: reusing it'
     )
 
+    say(
+        f'step 2/{steps}: frozen MOSAIKS features of every patch, {views} views '
+        f'(satclip-tg cache-features --config {config_path} --output '
+        f'{features_dir(root)} --views {views})'
+    )
+    features_start = time.perf_counter()
+    cache, computed = cache_demo_features(config_path, root, views, lightning_args)
+    timings['features'] = time.perf_counter() - features_start
+    say(
+        f'  cached in {timings["features"]:.0f} s'
+        if computed
+        else '  already cached with these settings: reusing them'
+    )
+
     run_dir = new_run_dir(runs_dir)
     say(
-        f'step 2/4: pretraining (satclip-tg fit --config {config_path}; '
-        f'PyTorch on {torch.get_num_threads()} CPU thread(s)) into {run_dir}'
+        f'step 3/{steps}: pretraining on the cached features (satclip-tg fit '
+        f'--config {config_path} --config {cached_config}; PyTorch on '
+        f'{torch.get_num_threads()} CPU thread(s)) into {run_dir}'
     )
-    callback = {
-        'class_path': f'{DemoOutputs.__module__}.DemoOutputs',
-        'init_args': {'run_dir': str(run_dir)},
-    }
-    logger = {
-        'class_path': 'lightning.pytorch.loggers.CSVLogger',
-        'init_args': {'save_dir': str(run_dir), 'name': '', 'version': ''},
-    }
     fit_start = time.perf_counter()
-    run_lightning(
-        [
-            'fit',
-            f'--config={config_path}',
-            f'--data.init_args.root={root}',
-            f'--trainer.default_root_dir={run_dir}',
-            '--trainer.enable_checkpointing=false',
-            f'--trainer.logger={json.dumps(logger)}',
-            f'--trainer.callbacks+={json.dumps(callback)}',
-            *lightning_args,
-        ]
+    checkpoint = pretrain_on_cache(
+        config_path, cached_config, root, cache, run_dir, lightning_args
     )
     timings['training'] = time.perf_counter() - fit_start
-    checkpoint = run_dir / CHECKPOINT_NAME
     record = json.loads((run_dir / METRICS_NAME).read_text())
     say(f'  trained in {timings["training"]:.0f} s; checkpoint {checkpoint}')
 
-    say(f'step 3/4: embedding map -> {run_dir / MAP_NAME}')
+    say(f'step 4/{steps}: embedding map -> {run_dir / MAP_NAME}')
     map_start = time.perf_counter()
     encoder = load_location_encoder(checkpoint)
     explained = write_embedding_map(
@@ -412,9 +689,19 @@ def _run_demo(
         weights=training_density(map_resolution, data.land_fraction),
     )
     timings['map'] = time.perf_counter() - map_start
+
+    outcome = None
+    if check:
+        say(
+            f'step 5/{steps}: quick check against the random initialisation '
+            f'({", ".join(QUICK_CHECK_TASKS)})'
+        )
+        outcome = quick_check(checkpoint)
+        timings['check'] = outcome.seconds
+        say(f'  {outcome.verdict}')
     timings['total'] = time.perf_counter() - start
 
-    say(f'step 4/4: summary -> {run_dir / SUMMARY_NAME}')
+    say(f'step {steps}/{steps}: summary -> {run_dir / SUMMARY_NAME}')
     text = write_summary(
         run_dir / SUMMARY_NAME,
         record,
@@ -423,6 +710,7 @@ def _run_demo(
         timings,
         explained.tolist(),
         map_resolution,
+        outcome,
     )
     say('\n' + text)
     say(f'done: all outputs are in {run_dir}')

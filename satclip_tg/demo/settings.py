@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-__all__ = ['DEMO_DATA', 'DemoData']
+__all__ = ['DEMO_DATA', 'DEMO_VIEWS', 'DemoData']
 
 
 @dataclass(frozen=True)
@@ -24,3 +24,6 @@ class DemoData:
 
 #: The data the demo trains on (see ``configs/demo.yaml``).
 DEMO_DATA = DemoData(n=20000, patch_size=16, seed=0, land_fraction=0.75)
+
+#: Views per patch in the demo's feature cache (view 0 the centre crop).
+DEMO_VIEWS = 8
