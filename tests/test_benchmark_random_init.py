@@ -377,3 +377,14 @@ def test_cli_flags(toy_tasks, tmp_path, capsys):
     assert 'random init' not in printed
     assert main([*arguments, '--random-init-seeds', '0']) == 1
     assert 'random_init_seeds must be at least 1' in capsys.readouterr().err
+
+
+def test_a_checkpoint_path_with_a_plus_is_not_encoding_plus_network(tmp_path) -> None:
+    from satclip_tg.benchmark.encoders import resolve_encoder
+
+    folder = tmp_path / 'lr1e-4+seed1'
+    folder.mkdir()
+    path = save_checkpoint(folder)
+    resolved = resolve_encoder(f'demo={path}')
+    assert resolved.name == 'demo' and resolved.info['source'] == str(path)
+    assert resolved.pretrained is not None

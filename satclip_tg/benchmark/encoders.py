@@ -425,7 +425,9 @@ def _resolve(spec: str, seed: int, cache_dir: pathlib.Path | None) -> BenchmarkE
             f'registered positional encoding {spec!r}, no network',
             _module_embedder(get_positional_encoding(spec)),
         )
-    if '+' in spec:
+    path = pathlib.Path(spec)
+    if '+' in spec and not path.is_file():
+        # ENCODING+NETWORK; an existing file whose name holds '+' is a checkpoint.
         encoding_name, _, network_name = spec.partition('+')
         torch.manual_seed(seed)
         module = build_location_encoder(encoding_name, network_name, embed_dim=256)
@@ -434,7 +436,6 @@ def _resolve(spec: str, seed: int, cache_dir: pathlib.Path | None) -> BenchmarkE
             f'{encoding_name} + {network_name}, random initialisation (seed {seed})',
             _module_embedder(module),
         )
-    path = pathlib.Path(spec)
     if path.is_file() or '/' in spec:
         loaded = load_checkpoint_encoder(spec)
         info = {'source': spec}
