@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from .data import _positive
+
 __all__ = ['register', 'run']
 
 _EPILOG = """\
@@ -27,13 +29,6 @@ of (seed, tile, view). A killed run resumes: run the same command again.
 LightningCLI options for the config go after --, e.g.
   ... --views 4 -- --data.init_args.root /data/s2-100k
 """
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
-    return value
 
 
 def register(subparsers: Any) -> None:

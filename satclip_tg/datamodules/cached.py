@@ -8,7 +8,6 @@ computed once (``satclip-tg cache-features``) and reused for every epoch.
 epoch, the evaluation view for validation, and coordinate jitter applied live.
 """
 
-import math
 from typing import Any
 
 import torch
@@ -21,7 +20,7 @@ from ..features.manifest import FeatureCacheError, FeatureCacheManifest
 from ..features.reader import FeatureCache
 from ..image.backbones import backbone_digest
 from ..transforms.augmentation import jitter_points
-from .s2_100k import train_val_indices
+from .s2_100k import check_loader_arguments, train_val_indices
 
 __all__ = ['CachedFeatureDataModule', 'CachedFeatureDataset', 'PointJitter']
 
@@ -189,17 +188,9 @@ class CachedFeatureDataModule(NonGeoDataModule):
         Raises:
             ValueError: If an argument is out of range.
         """
-        if not 0 <= val_split_pct < 1:
-            raise ValueError(f'val_split_pct must be in [0, 1), got {val_split_pct}')
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be at least 1, got {batch_size}')
-        if num_workers < 0:
-            raise ValueError(f'num_workers must be >= 0, got {num_workers}')
-        if not (math.isfinite(coordinate_jitter) and coordinate_jitter >= 0):
-            raise ValueError(
-                f'coordinate_jitter must be a finite number >= 0 (degrees), got '
-                f'{coordinate_jitter}'
-            )
+        check_loader_arguments(
+            batch_size, num_workers, val_split_pct, coordinate_jitter
+        )
         # NonGeoDataModule for its loader methods; the data set class is not a
         # TorchGeo NonGeoDataset, and setup builds it itself.
         super().__init__(

@@ -30,11 +30,39 @@ __all__ = [
     'S2100KDataModule',
     'SatCLIPBatchAugmentation',
     'SkipUnreadableCollate',
+    'check_loader_arguments',
     'train_val_indices',
 ]
 
 #: Band count of S2-100K (Sentinel-2 L2A, no B10).
 S2_100K_BANDS = 12
+
+
+def check_loader_arguments(
+    batch_size: int, num_workers: int, val_split_pct: float, coordinate_jitter: float
+) -> None:
+    """Check the arguments every pretraining data module shares.
+
+    Args:
+        batch_size: Samples per batch, >= 1.
+        num_workers: DataLoader workers, >= 0.
+        val_split_pct: Validation fraction, in [0, 1).
+        coordinate_jitter: Jitter half-width in degrees, finite and >= 0.
+
+    Raises:
+        ValueError: Naming the first argument out of range.
+    """
+    if not 0 <= val_split_pct < 1:
+        raise ValueError(f'val_split_pct must be in [0, 1), got {val_split_pct}')
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be at least 1, got {batch_size}')
+    if num_workers < 0:
+        raise ValueError(f'num_workers must be >= 0, got {num_workers}')
+    if not (math.isfinite(coordinate_jitter) and coordinate_jitter >= 0):
+        raise ValueError(
+            f'coordinate_jitter must be a finite number >= 0 (degrees), got '
+            f'{coordinate_jitter}'
+        )
 
 
 def train_val_indices(
@@ -211,12 +239,9 @@ class S2100KDataModule(NonGeoDataModule):
         Raises:
             ValueError: If an argument is out of range.
         """
-        if not 0 <= val_split_pct < 1:
-            raise ValueError(f'val_split_pct must be in [0, 1), got {val_split_pct}')
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be at least 1, got {batch_size}')
-        if num_workers < 0:
-            raise ValueError(f'num_workers must be >= 0, got {num_workers}')
+        check_loader_arguments(
+            batch_size, num_workers, val_split_pct, coordinate_jitter
+        )
         if crop_size < 1:
             raise ValueError(f'crop_size must be at least 1, got {crop_size}')
         if prefetch_factor < 1:
@@ -230,11 +255,6 @@ class S2100KDataModule(NonGeoDataModule):
             )
         if scale is not None and not (math.isfinite(scale) and scale > 0):
             raise ValueError(f'scale must be a positive number or None, got {scale}')
-        if not (math.isfinite(coordinate_jitter) and coordinate_jitter >= 0):
-            raise ValueError(
-                f'coordinate_jitter must be a finite number >= 0 (degrees), got '
-                f'{coordinate_jitter}'
-            )
         super().__init__(
             SatCLIPImageryDataset,
             batch_size,

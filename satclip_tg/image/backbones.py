@@ -8,8 +8,10 @@ through the ``satclip_tg_image_backbones`` hook.
 """
 
 import hashlib
+import os
 import pathlib
-from collections.abc import Mapping
+import pickle
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import timm
@@ -23,6 +25,7 @@ __all__ = [
     'backbone_features',
     'backbone_projection',
     'load_backbone_weights',
+    'read_state_dict',
     'timm_backbone',
 ]
 
@@ -239,25 +242,48 @@ def _classifier_keys(model: nn.Module) -> set[str]:
     return {f'{name}.{key}' for name in names for key in classifier.state_dict()}
 
 
-def _extract_state_dict(loaded: Any, source: str) -> dict[str, Tensor]:
+def read_state_dict(
+    path: str | os.PathLike[str], prefixes: Sequence[str] = _STATE_DICT_PREFIXES
+) -> dict[str, Tensor]:
+    """Read a backbone's state dict from a checkpoint file.
+
+    The file holds a state dict, or a Lightning checkpoint with one under
+    ``state_dict``; it is read with ``weights_only=True``, so no pickled code
+    runs. The keys under the first of ``prefixes`` that occurs are taken, with
+    that prefix removed; without any, all keys are taken as they are.
+
+    Args:
+        path: The checkpoint file.
+        prefixes: Prefixes under which the backbone's keys may sit (by default
+            those of satclip-tg, SatCLIP and Lightning checkpoints).
+
+    Returns:
+        The state dict.
+
+    Raises:
+        ValueError: If the file cannot be read or holds no state dict.
+    """
+    try:
+        loaded = torch.load(path, map_location='cpu', weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        raise ValueError(f'cannot read checkpoint {path}: {error}') from error
     if isinstance(loaded, Mapping) and isinstance(loaded.get('state_dict'), Mapping):
         loaded = loaded['state_dict']
     if not isinstance(loaded, Mapping) or not all(
         isinstance(value, Tensor) for value in loaded.values()
     ):
         raise ValueError(
-            f'{source} does not hold a state dict (a mapping of names to tensors) '
-            f'or a Lightning checkpoint with one under "state_dict"'
+            f'checkpoint {path} does not hold a state dict (a mapping of names to '
+            f'tensors) or a Lightning checkpoint with one under "state_dict"'
         )
-    state = dict(loaded)
-    for prefix in _STATE_DICT_PREFIXES:
+    state = {str(key): value for key, value in loaded.items()}
+    for prefix in prefixes:
         if any(key.startswith(prefix) for key in state):
-            state = {
+            return {
                 key[len(prefix) :]: value
                 for key, value in state.items()
                 if key.startswith(prefix)
             }
-            break
     return state
 
 
@@ -277,8 +303,7 @@ def load_backbone_weights(
     """
     path = pathlib.Path(weights).expanduser()
     if path.is_file():
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
-        state = _extract_state_dict(loaded, f'checkpoint {path}')
+        state = read_state_dict(path)
         source = f'checkpoint {path}'
     else:
         from torchgeo.models import get_weight

@@ -17,12 +17,12 @@ to ``num_outputs`` trains.
 import math
 import os
 import pathlib
-import pickle
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .backbones import read_state_dict
 
 __all__ = ['PATCHES_PER_TILE', 'MosaiksImageEncoder']
 
@@ -288,28 +288,7 @@ class MosaiksImageEncoder(nn.Module):
                 f'null to draw its filters (with backbone_args patches_from), or '
                 f'the path of a checkpoint holding its state dict'
             )
-        try:
-            loaded = torch.load(path, map_location='cpu', weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-            raise ValueError(f'cannot read checkpoint {path}: {error}') from error
-        if isinstance(loaded, Mapping) and isinstance(
-            loaded.get('state_dict'), Mapping
-        ):
-            loaded = loaded['state_dict']
-        if not isinstance(loaded, Mapping) or not all(
-            isinstance(value, Tensor) for value in loaded.values()
-        ):
-            raise ValueError(
-                f'checkpoint {path} does not hold a state dict (a mapping of names '
-                f'to tensors) or a Lightning checkpoint with one under "state_dict"'
-            )
-        state = {str(key): value for key, value in loaded.items()}
-        if any(key.startswith(_CHECKPOINT_PREFIX) for key in state):
-            state = {
-                key.removeprefix(_CHECKPOINT_PREFIX): value
-                for key, value in state.items()
-                if key.startswith(_CHECKPOINT_PREFIX)
-            }
+        state = read_state_dict(path, prefixes=(_CHECKPOINT_PREFIX,))
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))

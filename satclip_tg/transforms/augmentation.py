@@ -168,19 +168,30 @@ def random_views(
     Returns:
         The parameters.
     """
+    uniforms = torch.rand(batch_size, 5, device=device, generator=generator)
+    return _views_from_uniforms(uniforms, height, width, crop_size, flips, blur)
+
+
+def _views_from_uniforms(
+    uniforms: Tensor, height: int, width: int, crop_size: int, flips: bool, blur: bool
+) -> ViewParameters:
+    """Training views from five U[0, 1) draws per image.
+
+    Columns: crop row, crop column, horizontal flip, vertical flip, blur sigma.
+    """
     _check_crop(height, width, crop_size)
-
-    def uniform() -> Tensor:
-        return torch.rand(batch_size, device=device, generator=generator)
-
-    top = (uniform() * (height - crop_size + 1)).long().clamp_(max=height - crop_size)
-    left = (uniform() * (width - crop_size + 1)).long().clamp_(max=width - crop_size)
-    off = torch.zeros(batch_size, dtype=torch.bool, device=device)
-    hflip = uniform() < 0.5 if flips else off
-    vflip = uniform() < 0.5 if flips else off
+    u = uniforms
+    top = (u[:, 0] * (height - crop_size + 1)).long().clamp_(max=height - crop_size)
+    left = (u[:, 1] * (width - crop_size + 1)).long().clamp_(max=width - crop_size)
+    off = torch.zeros(len(u), dtype=torch.bool, device=u.device)
     low, high = BLUR_SIGMA
-    sigma = low + (high - low) * uniform() if blur else off.float()
-    return ViewParameters(top, left, hflip, vflip, sigma)
+    return ViewParameters(
+        top,
+        left,
+        u[:, 2] < 0.5 if flips else off,
+        u[:, 3] < 0.5 if flips else off,
+        (low + (high - low) * u[:, 4]).float() if blur else off.float(),
+    )
 
 
 def _mix64(value: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -251,19 +262,8 @@ def seeded_views(
         raise ValueError('tile indices must be >= 0')
     if view == 0:
         return centre_views(len(indices), height, width, crop_size)
-    _check_crop(height, width, crop_size)
-    u = torch.from_numpy(_uniforms(seed, indices, view, 5))
-    top = (u[:, 0] * (height - crop_size + 1)).long().clamp_(max=height - crop_size)
-    left = (u[:, 1] * (width - crop_size + 1)).long().clamp_(max=width - crop_size)
-    off = torch.zeros(len(indices), dtype=torch.bool)
-    low, high = BLUR_SIGMA
-    return ViewParameters(
-        top,
-        left,
-        u[:, 2] < 0.5 if flips else off,
-        u[:, 3] < 0.5 if flips else off,
-        (low + (high - low) * u[:, 4]).float() if blur else off.float(),
-    )
+    uniforms = torch.from_numpy(_uniforms(seed, indices, view, 5))
+    return _views_from_uniforms(uniforms, height, width, crop_size, flips, blur)
 
 
 def jitter_points(
