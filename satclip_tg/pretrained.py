@@ -26,6 +26,7 @@ All files are read with ``torch.load(..., weights_only=True)``.
 import dataclasses
 import enum
 import hashlib
+import inspect
 import math
 import os
 import pathlib
@@ -33,13 +34,15 @@ import pickle
 import re
 import urllib.error
 import urllib.parse
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 from torch import Tensor
 
 from .location.encoder import LocationEncoder, build_location_encoder
+from .location.encodings.spherical_harmonics import SphericalHarmonics
+from .location.networks.siren import SirenNet
 
 if TYPE_CHECKING:
     from .tasks.satclip import SatCLIPTask
@@ -79,6 +82,14 @@ _VISION_LAYERS = {
     'moco_resnet50': 'resnet50',
     'moco_vit16': 'vit_small_patch16_224',
 }
+# Values of the reference's ``harmonics_calculation`` hyperparameter that we
+# reproduce exactly. Its default (and what every released model uses) is
+# 'analytic'; 'discretized' interpolates the harmonics bilinearly from a
+# one-degree grid, which no mapping of the weights can reproduce.
+_HARMONICS_CALCULATIONS = ('analytic', 'closed-form')
+# A recipe may imply this many values beyond those of the tensors in the file
+# (non-persistent buffers, small lookup tables) before it counts as absurd.
+_RECIPE_SLACK = 1 << 24
 
 
 class CheckpointError(ValueError):
@@ -610,7 +621,7 @@ def _siren_shape(state: Mapping[str, Tensor], prefix: str, label: str) -> _Siren
 
 def _check_hyper_parameters(
     shape: _SirenShape, hparams: Mapping[str, Any], label: str
-) -> None:
+) -> str:
     le_type = hparams.get('le_type')
     if le_type is not None and str(le_type).lower() != 'sphericalharmonics':
         raise CheckpointError(
@@ -638,6 +649,267 @@ def _check_hyper_parameters(
                 f'have {name}={value} (shapes: {_first_keys(inferred)}); the '
                 f'checkpoint is inconsistent'
             )
+    return _harmonics_calculation(hparams, label)
+
+
+def _harmonics_calculation(hparams: Mapping[str, Any], label: str) -> str:
+    if 'harmonics_calculation' not in hparams:
+        # The reference's default, so a checkpoint without the key was trained
+        # with the analytic harmonics.
+        return 'analytic'
+    value = hparams['harmonics_calculation']
+    if isinstance(value, str) and value in _HARMONICS_CALCULATIONS:
+        return value
+    raise CheckpointError(
+        f'{label} was trained with harmonics_calculation={value!r}; this loader '
+        f"supports 'analytic' (the reference's default and all released models) "
+        f"and 'closed-form' (the same functions up to a sign and scale per "
+        f"column, folded into the first layer). 'discretized' harmonics are "
+        f'interpolated from a one-degree grid and cannot be reproduced'
+    )
+
+
+def _closed_form_factors(legendre_polys: int) -> Tensor:
+    """Per-column factors turning our harmonics into the reference's closed form.
+
+    The reference's closed form evaluates the Legendre functions with the
+    Condon-Shortley phase and without the factor pi of its analytic ``m = 0``
+    terms, so column ``(l, m)`` is ``(-1)^m`` (``m != 0``) or ``1/pi``
+    (``m = 0``) times ours.
+
+    Args:
+        legendre_polys: Number of degrees L.
+
+    Returns:
+        ``(L^2,)`` float64 factors in column order (l = 0..L-1, m = -l..l).
+    """
+    factors = [
+        1 / math.pi if order == 0 else (-1.0 if order % 2 else 1.0)
+        for degree in range(legendre_polys)
+        for order in range(-degree, degree + 1)
+    ]
+    return torch.tensor(factors, dtype=torch.float64)
+
+
+def _check_finite(tensors: Mapping[str, Tensor], label: str, prefix: str = '') -> None:
+    """Refuse NaN or inf weights, which would make every embedding NaN.
+
+    Args:
+        tensors: Location-encoder tensors by (relative) key.
+        label: The source, for the message.
+        prefix: Prefix of the keys in the file, for the message.
+
+    Raises:
+        CheckpointError: Naming each tensor with non-finite values and how many.
+    """
+    bad = []
+    for key, tensor in tensors.items():
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        finite = int(torch.isfinite(tensor).sum())
+        if finite == tensor.numel():
+            continue
+        nans = int(torch.isnan(tensor).sum())
+        infs = tensor.numel() - finite - nans
+        bad.append(
+            f'{prefix}{key} has {tensor.numel() - finite} non-finite values '
+            f'({nans} NaN, {infs} inf) of {tensor.numel()}'
+        )
+    if bad:
+        raise CheckpointError(
+            f'{label}: the location-encoder weights are not finite: '
+            f'{"; ".join(bad)}. Such weights make every embedding NaN; the '
+            f'checkpoint is damaged (e.g. training diverged) and is not loaded'
+        )
+
+
+def _location_state(
+    state: Mapping[str, Tensor], shape: _SirenShape, calculation: str, label: str
+) -> dict[str, Tensor]:
+    """The SIREN tensors of an official or TorchGeo layout, in our convention.
+
+    Args:
+        state: The checkpoint's state dict.
+        shape: The SIREN's inferred shape (with its key prefix).
+        calculation: The checkpoint's ``harmonics_calculation``.
+        label: The source, for messages.
+
+    Returns:
+        The network's state dict (keys ``layers.*``, ``last_layer.*``).
+
+    Raises:
+        CheckpointError: If a tensor holds NaN or inf.
+    """
+    sub = _sub_state(state, shape.prefix)
+    _check_finite(sub, label, shape.prefix)
+    if calculation == 'closed-form':
+        # The reference fed W @ (s * y) + b to the first sine, with y our
+        # harmonics and s the per-column factors: scaling W's columns by s
+        # computes exactly that from y (in float64, rounded once on load).
+        weight = sub['layers.0.weight']
+        factors = _closed_form_factors(shape.legendre_polys).to(weight.device)
+        sub['layers.0.weight'] = weight.to(torch.float64) * factors
+    return sub
+
+
+def _default(factory: Callable[..., Any], name: str) -> Any:
+    return inspect.signature(factory).parameters[name].default
+
+
+def _is_size(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_recipe(
+    recipe: Mapping[str, Any],
+    tensors: Mapping[str, Tensor],
+    label: str,
+    prefix: str = '',
+) -> None:
+    """Refuse a recorded recipe that does not fit the tensors, before building.
+
+    A recipe is only a few numbers, so a damaged or crafted one could make the
+    build allocate far more memory than the file holds (legendre_polys=20000
+    alone means 3 GB of tables). The shapes it implies are checked first by
+    arithmetic (spherical harmonics, SIREN), then on the meta device (any
+    registered encoding and network), against the tensors actually present.
+
+    Args:
+        recipe: ``positional_encoding``, ``positional_encoding_args``,
+            ``network``, ``network_args`` and ``embed_dim``.
+        tensors: The location encoder's tensors, keyed as in its state dict.
+        label: The source, for messages.
+        prefix: Prefix of the keys in the file, for messages.
+
+    Raises:
+        CheckpointError: Saying what the recipe implies and what the file has.
+    """
+    encoding, network = recipe['positional_encoding'], recipe['network']
+    encoding_args, network_args = (
+        recipe['positional_encoding_args'],
+        recipe['network_args'],
+    )
+    embed_dim = recipe['embed_dim']
+    present = sum(tensor.numel() for tensor in tensors.values())
+    shown = dict(recipe)
+
+    def refuse(problem: str) -> NoReturn:
+        raise CheckpointError(
+            f'{label}: the recorded location-encoder recipe {shown} does not fit '
+            f'the tensors in the file: {problem}. The checkpoint is damaged or '
+            f'was edited; nothing was built'
+        )
+
+    features = None
+    if encoding == 'sphericalharmonics':
+        degrees = encoding_args.get(
+            'legendre_polys', _default(SphericalHarmonics, 'legendre_polys')
+        )
+        if _is_size(degrees) and degrees > 0:
+            features = degrees * degrees
+            # A network taking L^2 features holds at least that many weights,
+            # and the encoding's tables (2 L^2 floats, numpy arrays the meta
+            # device does not cover) must not be built for a larger L.
+            if features > present:
+                refuse(
+                    f'legendre_polys={degrees} means {features} harmonics, more '
+                    f'than the {present} values of all its tensors together'
+                )
+    if network == 'siren':
+        _check_siren_recipe(network_args, embed_dim, features, tensors, prefix, refuse)
+    _check_skeleton(recipe, tensors, present, prefix, refuse)
+
+
+def _check_siren_recipe(
+    network_args: Mapping[str, Any],
+    embed_dim: object,
+    features: int | None,
+    tensors: Mapping[str, Tensor],
+    prefix: str,
+    refuse: Callable[[str], NoReturn],
+) -> None:
+    hidden = network_args.get('hidden_dim', _default(SirenNet, 'hidden_dim'))
+    layers = network_args.get(
+        'num_hidden_layers', _default(SirenNet, 'num_hidden_layers')
+    )
+    if not (_is_size(hidden) and _is_size(layers) and _is_size(embed_dim)):
+        return  # the build refuses these with its own message
+    count = 0
+    while f'network.layers.{count}.weight' in tensors:
+        count += 1
+    if layers != count:
+        refuse(
+            f'num_hidden_layers={layers}, but the file has {count} sine layers '
+            f'({prefix}network.layers.*)'
+        )
+    for index in range(count):
+        key = f'network.layers.{index}.weight'
+        size = tuple(tensors[key].shape)
+        if len(size) != 2 or size[0] != hidden:
+            refuse(f'hidden_dim={hidden}, but {prefix}{key} is {size}')
+        if index == 0 and features is not None and size[1] != features:
+            refuse(
+                f'the encoding gives {features} features (legendre_polys^2), '
+                f'but {prefix}{key} takes {size[1]} inputs ({size})'
+            )
+    last = tensors.get('network.last_layer.weight')
+    if last is None:
+        refuse(f'a SIREN needs {prefix}network.last_layer.weight, absent')
+    elif tuple(last.shape) != (embed_dim, hidden):
+        refuse(
+            f'embed_dim={embed_dim} and hidden_dim={hidden} mean a '
+            f'({embed_dim}, {hidden}) output layer, but '
+            f'{prefix}network.last_layer.weight is {tuple(last.shape)}'
+        )
+
+
+def _check_skeleton(
+    recipe: Mapping[str, Any],
+    tensors: Mapping[str, Tensor],
+    present: int,
+    prefix: str,
+    refuse: Callable[[str], NoReturn],
+) -> None:
+    try:
+        # On the meta device modules get shapes but no memory.
+        with torch.device('meta'):
+            skeleton = build_location_encoder(
+                str(recipe['positional_encoding']),
+                str(recipe['network']),
+                embed_dim=recipe['embed_dim'],
+                positional_encoding_args=recipe['positional_encoding_args'],
+                network_args=recipe['network_args'],
+            )
+    except Exception:
+        # Bad arguments fail the real build below with their own message; a
+        # plugin that cannot be built on the meta device is built unchecked.
+        return
+    expected = skeleton.state_dict()
+    problems = []
+    for key, value in expected.items():
+        actual = tensors.get(key)
+        if actual is None:
+            problems.append(f'{prefix}{key} {tuple(value.shape)} is absent')
+        elif actual.shape != value.shape:
+            problems.append(
+                f'{prefix}{key} is {tuple(actual.shape)}, the recipe makes it '
+                f'{tuple(value.shape)}'
+            )
+    problems += [
+        f'{prefix}{key} is not part of the recipe'
+        for key in tensors
+        if key not in expected
+    ]
+    if problems:
+        more = f' ... ({len(problems)} in all)' if len(problems) > 5 else ''
+        refuse('; '.join(problems[:5]) + more)
+    implied = sum(item.numel() for item in skeleton.parameters())
+    implied += sum(item.numel() for item in skeleton.buffers())
+    if implied > 4 * present + _RECIPE_SLACK:
+        refuse(
+            f'the recipe implies {implied} parameter and buffer values, the '
+            f'file holds {present}'
+        )
 
 
 def _siren_encoder(shape: _SirenShape) -> LocationEncoder:
@@ -687,9 +959,10 @@ def _build_from_checkpoint(
         )
     shape = _siren_shape(state, prefix, label)
     layout = 'satclip-official' if prefix == _OFFICIAL_PREFIX else 'state-dict'
-    _check_hyper_parameters(shape, {**hparams, **loaded.expected}, label)
+    calculation = _check_hyper_parameters(shape, {**hparams, **loaded.expected}, label)
+    network_state = _location_state(state, shape, calculation, label)
     encoder = _siren_encoder(shape).to(dtype)
-    encoder.network.load_state_dict(_sub_state(state, prefix), strict=True)
+    encoder.network.load_state_dict(network_state, strict=True)
     info = dataclasses.replace(
         loaded.info,
         layout=layout,
@@ -700,6 +973,30 @@ def _build_from_checkpoint(
         hyper_parameters=hparams,
     )
     return encoder, info
+
+
+def _recipe(config: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """Normalise a recorded location-encoder config as the build reads it."""
+    recipe: dict[str, Any] = {
+        'positional_encoding': str(config.get('positional_encoding')),
+        'positional_encoding_args': config.get('positional_encoding_args') or {},
+        'network': str(config.get('network')),
+        'network_args': config.get('network_args') or {},
+        'embed_dim': config.get('embed_dim') or 256,
+    }
+    for name in ('positional_encoding_args', 'network_args'):
+        if not isinstance(recipe[name], Mapping):
+            raise CheckpointError(
+                f'{label}: the recorded {name} is a '
+                f'{type(recipe[name]).__name__}, not a mapping of arguments'
+            )
+    try:
+        recipe['embed_dim'] = int(recipe['embed_dim'])
+    except (TypeError, ValueError):
+        raise CheckpointError(
+            f'{label}: the recorded embed_dim {recipe["embed_dim"]!r} is not a number'
+        ) from None
+    return recipe
 
 
 def _build_from_task(
@@ -741,12 +1038,15 @@ def _build_from_task(
         raise CheckpointError(
             f'{label}: no tensors under {prefix!r} (found {_first_keys(state)})'
         )
+    recipe = _recipe(config, label)
+    _check_finite(sub, label, prefix)
+    _check_recipe(recipe, sub, label, prefix)
     encoder = build_location_encoder(
-        str(config['positional_encoding']),
-        str(config['network']),
-        embed_dim=int(config.get('embed_dim') or 256),
-        positional_encoding_args=config.get('positional_encoding_args') or {},
-        network_args=config.get('network_args') or {},
+        recipe['positional_encoding'],
+        recipe['network'],
+        embed_dim=recipe['embed_dim'],
+        positional_encoding_args=recipe['positional_encoding_args'],
+        network_args=recipe['network_args'],
     ).to(dtype)
     missing, unexpected = encoder.load_state_dict(sub, strict=False)
     if missing or unexpected:
@@ -797,6 +1097,11 @@ def load_location_encoder(
     set, and it matches `torchgeo.models.SatCLIP` loaded with the same weights
     (float64: within 1e-8 away from $|lat| > 89.95$, where TorchGeo clamps).
 
+    Official checkpoints trained with ``harmonics_calculation='closed-form'``
+    are mapped exactly onto these harmonics (their first-layer weight columns
+    take the per-column sign and scale between the two); a missing
+    ``harmonics_calculation`` means ``'analytic'``, the reference's default.
+
     Example::
 
         encoder = load_location_encoder('microsoft/SatCLIP-ViT16-L40')
@@ -823,7 +1128,11 @@ def load_location_encoder(
 
     Raises:
         CheckpointError: If the file is unreadable (e.g. truncated) or holds no
-            SatCLIP location encoder; the message lists what was found.
+            SatCLIP location encoder (the message lists what was found); if a
+            location-encoder tensor holds NaN or inf; if a recorded recipe
+            does not fit the tensors (checked before anything is built); or
+            if ``harmonics_calculation`` is neither ``'analytic'`` nor
+            ``'closed-form'``.
         CheckpointUnavailableError: If a remote checkpoint is not cached and
             cannot be downloaded (offline); the message shows how to pass a
             local path instead.
@@ -884,6 +1193,47 @@ def _infer_backbone(
     return name, channels, backbone_args
 
 
+def _check_task_location(
+    checkpoint: Mapping[str, Any], task_class: type, label: str
+) -> None:
+    """Check a satclip-tg checkpoint's location side before Lightning builds it.
+
+    `SatCLIPTask.load_from_checkpoint` builds the location encoder from the
+    ``hyper_parameters`` (the task's defaults where one is absent), so those
+    are the recipe checked here, against the ``location_encoder.*`` tensors.
+
+    Args:
+        checkpoint: The checkpoint dict.
+        task_class: `SatCLIPTask`, for its defaults.
+        label: The source, for messages.
+
+    Raises:
+        CheckpointError: If the weights are not finite or do not fit the recipe.
+    """
+    raw = checkpoint.get('hyper_parameters')
+    hparams: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    names = (
+        'positional_encoding',
+        'positional_encoding_args',
+        'network',
+        'network_args',
+        'embed_dim',
+    )
+    config = {
+        name: hparams[name] if name in hparams else _default(task_class, name)
+        for name in names
+    }
+    prefix = 'location_encoder.'
+    state = _state_dict_of(checkpoint, label)
+    sub = {
+        key[len(prefix) :]: value
+        for key, value in state.items()
+        if key.startswith(prefix)
+    }
+    _check_finite(sub, label, prefix)
+    _check_recipe(_recipe(config, label), sub, label, prefix)
+
+
 def load_satclip(
     source: Any,
     device: str | torch.device | None = None,
@@ -921,7 +1271,8 @@ def load_satclip(
         The `SatCLIPTask` in eval mode.
 
     Raises:
-        CheckpointError: If the checkpoint holds no complete SatCLIP model.
+        CheckpointError: If the checkpoint holds no complete SatCLIP model, or
+            its location encoder is refused as by `load_location_encoder`.
         CheckpointUnavailableError: If a remote checkpoint is unavailable.
     """
     from .tasks.satclip import SatCLIPTask
@@ -937,6 +1288,7 @@ def load_satclip(
             raise CheckpointError(
                 f'{label}: a satclip-tg checkpoint must be given as a file'
             )
+        _check_task_location(checkpoint, SatCLIPTask, label)
         task: SatCLIPTask = SatCLIPTask.load_from_checkpoint(
             loaded.path, map_location='cpu', weights_only=True, backbone_weights=None
         )
@@ -955,7 +1307,8 @@ def load_satclip(
             f'location embeddings alone use load_location_encoder'
         )
     shape = _siren_shape(state, _OFFICIAL_PREFIX, label)
-    _check_hyper_parameters(shape, {**hparams, **loaded.expected}, label)
+    calculation = _check_hyper_parameters(shape, {**hparams, **loaded.expected}, label)
+    network_state = _location_state(state, shape, calculation, label)
     visual = {
         key[len('model.visual.') :]: value
         for key, value in state.items()
@@ -981,7 +1334,7 @@ def load_satclip(
     mapped.update(
         {
             f'location_encoder.network.{key}': value
-            for key, value in _sub_state(state, _OFFICIAL_PREFIX).items()
+            for key, value in network_state.items()
         }
     )
     if 'model.logit_scale' in state:

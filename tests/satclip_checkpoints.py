@@ -104,3 +104,31 @@ def random_points(count: int, seed: int = 0, max_lat: float = 89.9) -> torch.Ten
         torch.rand(count, generator=generator, dtype=torch.float64) * 2 - 1
     ) * max_lat
     return torch.stack([lon, lat], dim=1)
+
+
+def task_layout_checkpoint(
+    encoder: torch.nn.Module, config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A minimal checkpoint dict in satclip-tg's task layout.
+
+    The location tensors sit under ``location_encoder.*`` and the recipe under
+    ``satclip_tg.location_encoder.config`` (``config`` replaces the encoder's
+    own, e.g. to craft one that does not fit the tensors).
+    """
+    state = {
+        f'location_encoder.{key}': value.clone()
+        for key, value in encoder.state_dict().items()
+    }
+    return {
+        'epoch': 0,
+        'global_step': 1,
+        'state_dict': state,
+        'hyper_parameters': {},
+        'satclip_tg': {
+            'format': 1,
+            'location_encoder': {
+                'config': config if config is not None else encoder.config,
+                'state_dict_prefix': 'location_encoder.',
+            },
+        },
+    }
