@@ -38,7 +38,7 @@ def make_plugin(**hooks) -> types.SimpleNamespace:
     for hook_name, value in hooks.items():
 
         def implementation(value=value):
-            if isinstance(value, Exception):
+            if isinstance(value, BaseException):
                 raise value
             return value
 
@@ -97,17 +97,118 @@ def test_runtime_plugin_adds_a_component(registry) -> None:
     assert 'doubled' not in satclip_tg.list_positional_encodings()
 
 
-def test_name_clash_names_both_providers(registry) -> None:
+def test_clash_with_a_builtin_keeps_the_builtin(registry) -> None:
     registry.register(
-        make_plugin(satclip_tg_networks={'siren': torch.nn.Linear}), name='impostor'
+        make_plugin(satclip_tg_networks={'siren': torch.nn.Linear, 'own': Wrap}),
+        name='impostor',
     )
-    with pytest.raises(ComponentConflictError) as info:
-        registry.names('network')
-    message = str(info.value)
-    assert "location network named 'siren'" in message
-    assert 'impostor' in message and 'satclip-tg' in message
+    with pytest.warns(PluginWarning) as record:
+        names = registry.names('network')
+    assert [str(w.message) for w in record] == [
+        "satclip-tg plugin 'impostor' (impostor) registers a location network "
+        "named 'siren' in satclip_tg_networks, a built-in name; the built-in is "
+        "kept and the plugin's location network is skipped: rename it"
+    ]
+    assert 'own' in names
+    assert registry.get('network', 'siren').plugin == 'satclip_tg.builtins'
     # Other kinds are unaffected by a clash among networks.
     assert 'wrap' in registry.names('positional_encoding')
+
+
+@pytest.mark.parametrize('order', [('zeta', 'alpha'), ('alpha', 'zeta')])
+def test_clash_between_plugins_keeps_one_whatever_the_order(registry, order) -> None:
+    factories = {'alpha': torch.nn.Linear, 'zeta': torch.nn.Bilinear}
+    for name in order:
+        registry.register(
+            make_plugin(satclip_tg_networks={'shared': factories[name]}), name=name
+        )
+    with pytest.warns(
+        PluginWarning,
+        match=r"two plugins register a location network named 'shared' in "
+        r'satclip_tg_networks: alpha and zeta; the first is kept',
+    ):
+        component = registry.get('network', 'shared')
+    assert (component.plugin, component.factory) == ('alpha', torch.nn.Linear)
+    assert 'siren' in registry.names('network')
+
+
+def test_conflict_error_stays_public() -> None:
+    # No longer raised by the registry, but importable for code that catches it.
+    assert issubclass(ComponentConflictError, RuntimeError)
+
+
+def test_invalid_entries_are_skipped_and_the_rest_kept(registry) -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError('no repr')
+
+    class Named(str):
+        """A str subclass, stored as a plain str."""
+
+    registry.register(
+        make_plugin(
+            satclip_tg_networks={
+                42: torch.nn.Linear,
+                '': torch.nn.Linear,
+                '  ': torch.nn.Linear,
+                'not_callable': 'nope',
+                Unprintable(): torch.nn.Linear,
+                Named('named'): torch.nn.Linear,
+                'fine': torch.nn.Linear,
+            }
+        ),
+        name='sloppy',
+    )
+    with pytest.warns(PluginWarning) as record:
+        names = registry.names('network')
+    problems = [str(w.message).split('which is skipped: ')[1] for w in record]
+    assert problems == [
+        'the name 42 is not a string',
+        "the name '' is empty",
+        "the name '  ' is empty",
+        "the factory of 'not_callable', 'nope', is not callable",
+        'the name <Unprintable object> is not a string',
+    ]
+    assert all(
+        str(w.message).startswith(
+            "satclip-tg plugin 'sloppy' (sloppy) returned an invalid location "
+            'network from satclip_tg_networks'
+        )
+        for w in record
+    )
+    assert {'fine', 'named', 'siren'} <= set(names)
+    assert type(next(n for n in names if n == 'named')) is str
+
+
+def test_mapping_failing_during_iteration_skips_the_hook(registry) -> None:
+    class Exploding(dict):
+        def items(self):
+            yield 'half', torch.nn.Linear
+            raise ValueError('iteration broke')
+
+    registry.register(
+        make_plugin(
+            satclip_tg_networks=Exploding(),
+            satclip_tg_positional_encodings={'kept': Wrap},
+        ),
+        name='flaky',
+    )
+    with pytest.warns(
+        PluginWarning,
+        match=r"'flaky' \(flaky\) failed in satclip_tg_networks and its location "
+        r'networks are skipped: ValueError: iteration broke',
+    ):
+        names = registry.names('network')
+    assert 'half' not in names and 'siren' in names
+    assert 'kept' in registry.names('positional_encoding')
+
+
+def test_keyboard_interrupt_from_a_hook_propagates(registry) -> None:
+    registry.register(
+        make_plugin(satclip_tg_networks=KeyboardInterrupt()), name='interrupted'
+    )
+    with pytest.raises(KeyboardInterrupt):
+        registry.names('network')
 
 
 def test_failing_hook_is_skipped_with_a_warning(registry) -> None:

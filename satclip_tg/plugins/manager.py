@@ -1,11 +1,14 @@
 """Plugin discovery and the component registry.
 
 The registry is built once per process, on first use: the built-in plugin is
-registered, then every entry point of the ``satclip_tg`` group is imported. A
-plugin that fails to import, declares an incompatible hook contract or whose
-hook raises is skipped with a warning naming its distribution, so one broken
-plugin never takes the rest down. Two providers of the same component name
-are an error that names both.
+registered, then every entry point of the ``satclip_tg`` group is imported.
+Plugins are contained: a plugin that fails to import (even with
+``sys.exit``), declares an incompatible hook contract, has a hook that raises
+or returns something other than a mapping of name to factory, or reuses a
+taken name, is reported with a `PluginWarning` naming its distribution and
+skipped (the whole plugin, the hook, or only the offending entries), so one
+broken plugin never takes the rest, or a command, down. Only
+``KeyboardInterrupt`` goes through.
 """
 
 import difflib
@@ -48,7 +51,7 @@ BUILTIN_PLUGIN_NAME = 'satclip_tg.builtins'
 
 
 class PluginWarning(UserWarning):
-    """A plugin could not be loaded or one of its hooks failed."""
+    """A plugin, one of its hooks or one of its components was skipped."""
 
 
 class UnknownComponentError(KeyError, ValueError):
@@ -59,7 +62,12 @@ class UnknownComponentError(KeyError, ValueError):
 
 
 class ComponentConflictError(RuntimeError):
-    """Two plugins register a component of the same kind under the same name."""
+    """Two plugins register a component of the same kind under the same name.
+
+    The registry itself reports such a clash as a `PluginWarning` and keeps one
+    of the two components (see `Registry`); this error stays for code that
+    raises or catches it, e.g. `satclip_tg.testing.check_plugin`.
+    """
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,14 @@ class Component:
 
 
 class Registry:
-    """All components provided by the registered plugins, by kind and name."""
+    """All components provided by the registered plugins, by kind and name.
+
+    When two plugins provide a component of the same kind under the same name,
+    one is kept and the other skipped with a `PluginWarning` naming both, in a
+    fixed order of precedence that does not depend on the order in which
+    plugins load: the built-ins first, then installed plugins by distribution
+    name and entry-point name, then plugins registered at run time by name.
+    """
 
     def __init__(self, load_entry_points: bool = True) -> None:
         """Initialize a registry with the built-ins and, optionally, entry points.
@@ -125,8 +140,21 @@ class Registry:
                 version, or is already registered.
         """
         _check_api_version(plugin, name or repr(plugin))
-        self.plugin_manager.register(plugin, name=name)
-        self._components = {}
+        # Some pluggy versions record a plugin before they check its hooks, so
+        # a failed registration could leave some of them behind; only a
+        # registration that got that far is undone (a duplicate is refused
+        # before anything changes, and the earlier plugin must stay).
+        fresh = not self.plugin_manager.is_registered(plugin) and not (
+            name is not None and self.plugin_manager.has_plugin(name)
+        )
+        try:
+            self.plugin_manager.register(plugin, name=name)
+        except BaseException:
+            if fresh and self.plugin_manager.is_registered(plugin):
+                self.plugin_manager.unregister(plugin)
+            raise
+        finally:
+            self._components = {}
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered under ``name``.
@@ -139,67 +167,121 @@ class Registry:
         self._components = {}
 
     def _load_entry_points(self) -> None:
-        entry_points = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
+        try:
+            entry_points = list(
+                importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
+            )
+        except Exception as error:
+            # Unreadable metadata of one installed distribution must not cost
+            # the built-ins.
+            warnings.warn(
+                f'satclip-tg could not list the installed plugins and loads '
+                f'none of them: {_describe_error(error)}',
+                PluginWarning,
+                stacklevel=2,
+            )
+            return
         for entry_point in entry_points:
-            dist = entry_point.dist
-            dist_info = (
-                (dist.metadata['Name'], dist.version)
-                if dist is not None
-                else ('<unknown distribution>', '?')
+            dist_info = _distribution_of(entry_point)
+            source = (
+                f'satclip-tg plugin {entry_point.name!r} from distribution '
+                f'{dist_info[0]} {dist_info[1]}'
             )
             if self.plugin_manager.has_plugin(entry_point.name):
+                taken_by = self._distributions.get(entry_point.name)
+                if taken_by != dist_info:
+                    owner = ' '.join(taken_by) if taken_by else 'run time'
+                    warnings.warn(
+                        f'{source} is skipped: a plugin named '
+                        f'{entry_point.name!r} is already registered (from '
+                        f'{owner}); rename the entry point',
+                        PluginWarning,
+                        stacklevel=2,
+                    )
                 continue
             try:
                 plugin = entry_point.load()
                 self.register(plugin, name=entry_point.name)
-            except Exception as error:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:
+                # SystemExit, GeneratorExit and the like are caught too: a
+                # plugin calling sys.exit on import must not end every command.
                 warnings.warn(
-                    f'satclip-tg plugin {entry_point.name!r} from distribution '
-                    f'{dist_info[0]} {dist_info[1]} could not be loaded and is '
-                    f'skipped: {type(error).__name__}: {error}',
+                    f'{source} could not be loaded and is skipped: '
+                    f'{_describe_error(error)}{_not_an_exception(error)}',
                     PluginWarning,
                     stacklevel=2,
                 )
                 continue
             self._distributions[entry_point.name] = dist_info
 
+    def _precedence(self, plugin_name: str) -> tuple[bool, bool, str, str]:
+        # Which of two clashing components is kept must not depend on the
+        # order in which entry points happen to be found on sys.path.
+        dist, _ = self._distributions.get(plugin_name, (None, None))
+        return (
+            plugin_name != BUILTIN_PLUGIN_NAME,
+            dist is None,
+            dist or '',
+            plugin_name,
+        )
+
     def _collect(self, kind: ComponentKind) -> dict[str, Component]:
-        # Each kind is collected on its own, so a clash among, say, networks
-        # does not stop the positional encodings from being looked up.
+        # Each kind is collected on its own, so a broken network plugin does
+        # not stop the positional encodings from being looked up.
         if kind in self._components:
             return self._components[kind]
         hook_name, label = COMPONENT_KINDS[kind]
         table: dict[str, Component] = {}
         hook = getattr(self.plugin_manager.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
+        impls = sorted(
+            hook.get_hookimpls(), key=lambda impl: self._precedence(impl.plugin_name)
+        )
+        for impl in impls:
             plugin_name = impl.plugin_name
             dist, version = self._distributions.get(plugin_name, (None, None))
-            try:
-                provided = impl.function()
-                if not isinstance(provided, Mapping):
-                    raise TypeError(
-                        f'{hook_name} must return a mapping of name to '
-                        f'factory, got {type(provided).__name__}'
-                    )
-            except Exception as error:
-                where = plugin_name if dist is None else f'{dist} {version}'
+            where = plugin_name if dist is None else f'{dist} {version}'
+            source = f'satclip-tg plugin {plugin_name!r} ({where})'
+            entries, problem = _call_hook(impl.function, hook_name)
+            if problem is not None:
                 warnings.warn(
-                    f'satclip-tg plugin {plugin_name!r} ({where}) failed in '
-                    f'{hook_name} and its {label}s are skipped: '
-                    f'{type(error).__name__}: {error}',
+                    f'{source} failed in {hook_name} and its {label}s are '
+                    f'skipped: {problem}',
                     PluginWarning,
                     stacklevel=3,
                 )
                 continue
-            for name, factory in provided.items():
-                component = Component(kind, name, factory, plugin_name, dist, version)
-                if name in table:
-                    raise ComponentConflictError(
-                        f'two plugins register a {label} named {name!r}: '
-                        f'{table[name].provider} and {component.provider}; '
-                        f'uninstall or disable one of them'
+            for entry in entries:
+                checked = _check_entry(entry)
+                if isinstance(checked, str):
+                    warnings.warn(
+                        f'{source} returned an invalid {label} from {hook_name}, '
+                        f'which is skipped: {checked}',
+                        PluginWarning,
+                        stacklevel=3,
                     )
-                table[name] = component
+                    continue
+                name, factory = checked
+                component = Component(kind, name, factory, plugin_name, dist, version)
+                kept = table.get(name)
+                if kept is None:
+                    table[name] = component
+                    continue
+                if kept.plugin == BUILTIN_PLUGIN_NAME:
+                    message = (
+                        f'{source} registers a {label} named {name!r} in '
+                        f'{hook_name}, a built-in name; the built-in is kept '
+                        f"and the plugin's {label} is skipped: rename it"
+                    )
+                else:
+                    message = (
+                        f'two plugins register a {label} named {name!r} in '
+                        f'{hook_name}: {kept.provider} and {component.provider}; '
+                        f'the first is kept and the second skipped: uninstall or '
+                        f'disable one of them'
+                    )
+                warnings.warn(message, PluginWarning, stacklevel=3)
         self._components[kind] = dict(sorted(table.items()))
         return self._components[kind]
 
@@ -261,6 +343,108 @@ def _check_api_version(plugin: object, name: str) -> None:
             f'{declared}, but this satclip-tg implements version '
             f'{hookspecs.HOOK_API_VERSION}; upgrade the plugin or satclip-tg'
         )
+
+
+def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    # Broken metadata of a plugin's distribution must not stop its warning.
+    try:
+        dist = entry_point.dist
+        if dist is not None:
+            return dist.metadata['Name'] or '<unnamed distribution>', dist.version
+    except Exception:
+        pass
+    return '<unknown distribution>', '?'
+
+
+def _call_hook(
+    function: Callable[[], object], hook_name: str
+) -> tuple[list[tuple[object, object]], str | None]:
+    """Call one plugin's hook and read the mapping it returns.
+
+    Args:
+        function: The plugin's hook implementation.
+        hook_name: The hook's name, for the message.
+
+    Returns:
+        The ``(name, factory)`` pairs, unchecked, and ``None``; or no pairs and
+        what went wrong.
+
+    Raises:
+        KeyboardInterrupt: If the hook or the mapping raises it.
+    """
+    try:
+        provided = function()
+        if not isinstance(provided, Mapping):
+            return [], (
+                f'{hook_name} must return a mapping of name to factory, got '
+                f'{type(provided).__name__}'
+            )
+        # Read in full here, so that a mapping whose iteration fails half-way
+        # is skipped as a whole rather than half registered.
+        return [(name, factory) for name, factory in provided.items()], None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        return [], f'{_describe_error(error)}{_not_an_exception(error)}'
+
+
+def _check_entry(entry: tuple[object, object]) -> tuple[str, Callable[..., Any]] | str:
+    """Check one ``(name, factory)`` pair returned by a hook.
+
+    Args:
+        entry: The pair.
+
+    Returns:
+        The name, as a plain ``str``, and the factory; or what is wrong.
+
+    Raises:
+        KeyboardInterrupt: If inspecting the pair raises it.
+    """
+    raw_name, factory = entry
+    try:
+        if not isinstance(raw_name, str):
+            return f'the name {_describe(raw_name)} is not a string'
+        # A plain copy: a str subclass could redefine hashing or equality and
+        # so corrupt the table.
+        name = str.__str__(raw_name)
+        if not name.strip():
+            return f'the name {name!r} is empty'
+        if not callable(factory):
+            return f'the factory of {name!r}, {_describe(factory)}, is not callable'
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        return f'checking it raised {_describe_error(error)}'
+    return name, factory
+
+
+def _describe(value: object) -> str:
+    """A short ``repr`` of something a plugin returned, which cannot fail."""
+    try:
+        text = repr(value)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        text = f'<{type(value).__name__} object>'
+    return text if len(text) <= 60 else f'{text[:57]}...'
+
+
+def _describe_error(error: BaseException) -> str:
+    """``'Type: message'`` of an error a plugin raised, which cannot fail."""
+    try:
+        text = str(error)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        text = ''
+    name = type(error).__name__
+    return f'{name}: {text}' if text else name
+
+
+def _not_an_exception(error: BaseException) -> str:
+    if isinstance(error, Exception):
+        return ''
+    return ' (a plugin must not exit or raise a BaseException)'
 
 
 def _own_distribution() -> tuple[str, str]:
