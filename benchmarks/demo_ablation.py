@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/demo_ablation.py --list
     python benchmarks/demo_ablation.py demo dropout0 jitter0.05 l20
+    python benchmarks/demo_ablation.py lr1e-4+jitter4 lr1e-4+seed1
     python benchmarks/demo_ablation.py demo --probe linear
 """
 
@@ -79,6 +80,8 @@ VARIANTS: dict[str, tuple[str, int, list[str]]] = {
     'demo': ('the demo as configured', 8, []),
     'lr1e-4': ('learning rate 1e-4 (the released recipe)', 8, _model(lr=1e-4)),
     'lr3e-4': ('learning rate 3e-4', 8, _model(lr=3e-4)),
+    'lr3e-5': ('learning rate 3e-5', 8, _model(lr=3e-5)),
+    'wd0': ('no weight decay', 8, _model(weight_decay=0.0)),
     'dropout0': (
         'no SIREN dropout',
         8,
@@ -107,6 +110,7 @@ VARIANTS: dict[str, tuple[str, int, list[str]]] = {
         _model(network_args={**SIREN, 'hidden_dim': 256}),
     ),
     'epochs20': ('20 epochs', 8, ['--trainer.max_epochs=20']),
+    'epochs30': ('30 epochs', 8, ['--trainer.max_epochs=30']),
     'epochs150': (
         '150 epochs (no time limit)',
         8,
@@ -144,7 +148,28 @@ VARIANTS: dict[str, tuple[str, int, list[str]]] = {
     ),
     'batch256': ('batch 256', 8, _data(batch_size=256)),
     'batch2048': ('batch 2048', 8, _data(batch_size=2048)),
+    'jitter1': ('coordinate jitter 1 deg', 8, _data(coordinate_jitter=1.0)),
+    'epochs120': (
+        '120 epochs',
+        8,
+        ['--trainer.max_epochs=120', '--trainer.max_time=null'],
+    ),
+    'l10hidden1024': (
+        'SIREN capacity 1024',
+        8,
+        _model(network_args={**SIREN, 'hidden_dim': 1024}),
+    ),
+    'seed1': ('pretraining seed 1', 8, ['--seed_everything=1']),
+    'seed2': ('pretraining seed 2', 8, ['--seed_everything=2']),
 }
+
+
+def variant(name: str) -> tuple[str, int, list[str]]:
+    """A variant, or several joined by '+' (later overrides win)."""
+    parts = [VARIANTS[part] for part in name.split('+')]
+    views = next((v for _, v, _ in reversed(parts) if v != 8), 8)
+    description = ', '.join(d for d, _, _ in parts)
+    return description, views, [o for _, _, overrides in parts for o in overrides]
 
 
 def score(
@@ -183,6 +208,14 @@ def main() -> None:
         '--workdir', type=pathlib.Path, default=pathlib.Path('runs/ablation')
     )
     parser.add_argument('--data-root', default='data/bluemarble-demo')
+    parser.add_argument(
+        '--n', type=int, default=DEMO_DATA.n, help='patches in the data set'
+    )
+    parser.add_argument(
+        '--relief',
+        action='store_true',
+        help='6-band patches with the shaded relief (use --in-channels 6)',
+    )
     args = parser.parse_args()
     if args.list:
         for name, (description, views, overrides) in VARIANTS.items():
@@ -209,16 +242,19 @@ def main() -> None:
     data = DEMO_DATA
     build_bluemarble(
         args.data_root,
-        data.n,
+        args.n,
         patch_size=data.patch_size,
         seed=data.seed,
         land_fraction=data.land_fraction,
+        relief=args.relief,
         overwrite=True,
     )
     config = ROOT / 'configs' / 'demo.yaml'
     cached = ROOT / 'configs' / 'demo_cached.yaml'
     for name in args.variants:
-        description, views, overrides = VARIANTS[name]
+        description, views, overrides = variant(name)
+        if args.relief:
+            overrides = [*overrides, '--model.init_args.in_channels=6']
         if name in results.setdefault('variants', {}):
             continue
         start = time.perf_counter()

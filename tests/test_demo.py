@@ -249,6 +249,40 @@ def test_template_files_equal_rasterio_files(tmp_path) -> None:
 
 
 @needs_basemap
+def test_shaded_relief_bands(tmp_path) -> None:
+    relief = bluemarble.read_shaded_relief()
+    assert relief.shape == (2700, 5400, 3) and relief.dtype == np.uint8
+    assert not relief.flags.writeable
+    root = tmp_path / 'bm'
+    build_bluemarble(root, 12, patch_size=6, seed=2, relief=True)
+    manifest = json.loads((root / bluemarble.MANIFEST_NAME).read_text())
+    assert manifest['settings']['relief'] is True
+    assert manifest['bands'][3:] == ['relief_red', 'relief_green', 'relief_blue']
+    mosaic = read_bluemarble()
+    for line in (root / 'index.csv').read_text().splitlines()[1:]:
+        name, lon, lat = line.split(',')
+        with rasterio.open(root / 'images' / name) as src:
+            assert src.count == 6 and src.dtypes == ('uint8',) * 6
+            image = src.read()
+            if abs(float(lat)) < 89:
+                row, col = src.index(float(lon), float(lat))
+                np.testing.assert_array_equal(
+                    image[:3, row, col], mosaic_pixel(mosaic, float(lon), float(lat))
+                )
+                np.testing.assert_array_equal(
+                    image[3:, row, col], mosaic_pixel(relief, float(lon), float(lat))
+                )
+    # the relief is a setting of its own: a plain build differs
+    with pytest.raises(OutputExistsError):
+        build_bluemarble(root, 12, patch_size=6, seed=2)
+    template = bluemarble._GeoTiffTemplate(5, bands=6)
+    image = np.arange(150, dtype=np.uint8).reshape(6, 5, 5)
+    (tmp_path / 'a.tif').write_bytes(template.render(image, 10.0, 5.0))
+    with rasterio.open(tmp_path / 'a.tif') as src:
+        np.testing.assert_array_equal(src.read(), image)
+
+
+@needs_basemap
 def test_data_command(tmp_path, capsys) -> None:
     args = ['data', 'bluemarble', '--root', str(tmp_path / 'bm'), '--n', '12']
     assert main([*args, '--patch-size', '4', '--global']) == 0

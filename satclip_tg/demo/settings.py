@@ -14,12 +14,14 @@ class DemoData:
         patch_size: Patch side in mosaic pixels (1/15 degree each).
         seed: Seed of the point sampling.
         land_fraction: Share of points on land; None for the whole globe.
+        relief: Stack the shaded relief as bands 4-6 (6-band patches).
     """
 
     n: int
     patch_size: int
     seed: int
     land_fraction: float | None
+    relief: bool = False
 
 
 #: The data the demo trains on (see ``configs/demo.yaml``).

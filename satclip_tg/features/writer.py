@@ -434,7 +434,10 @@ def _prepare_output(
         for path in list(_cache_files(output)):
             path.unlink(missing_ok=True)
         return
-    if output.is_dir() and any(output.iterdir()):
+    # Temporary files of a rank writing now (another node) do not count.
+    if output.is_dir() and any(
+        '.partial' not in path.name for path in output.iterdir()
+    ):
         raise FeatureCacheError(
             f'--output {output} is a folder with other files and no {MANIFEST_NAME}; '
             f'choose an empty or new folder'
