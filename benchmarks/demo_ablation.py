@@ -81,6 +81,7 @@ VARIANTS: dict[str, tuple[str, int, list[str]]] = {
     'lr1e-4': ('learning rate 1e-4 (the released recipe)', 8, _model(lr=1e-4)),
     'lr3e-4': ('learning rate 3e-4', 8, _model(lr=3e-4)),
     'lr3e-5': ('learning rate 3e-5', 8, _model(lr=3e-5)),
+    'lr1e-5': ('learning rate 1e-5', 8, _model(lr=1e-5)),
     'wd0': ('no weight decay', 8, _model(weight_decay=0.0)),
     'dropout0': (
         'no SIREN dropout',

@@ -444,3 +444,27 @@ def test_fit_with_the_cached_overlay(cached: Path, tmp_path: Path) -> None:
         ]
     )
     assert code == 0
+
+
+def test_ranks_share_out_every_unfinished_shard_once(cached: Path) -> None:
+    from types import SimpleNamespace
+
+    manifest = FeatureCacheManifest.read(cached)
+    tiles = SatCLIPImageryDataset(FIXTURE)
+    writer = FeatureCacheWriter(
+        torch.nn.Identity(),
+        tiles,
+        S2100KDataModule(**DATA_ARGS).train_aug,
+        manifest,
+        cached,
+    )
+    (cached / 'features-00001.npy').rename(cached / 'hidden.npy')
+    try:
+        taken = []
+        for rank in range(2):
+            writer._trainer = SimpleNamespace(world_size=2, global_rank=rank)
+            taken += writer.predict_dataloader().dataset.shards
+    finally:
+        (cached / 'hidden.npy').rename(cached / 'features-00001.npy')
+        writer._trainer = None
+    assert taken == [1]  # only the missing shard, by exactly one rank

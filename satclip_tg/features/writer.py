@@ -131,8 +131,8 @@ class FeatureCacheWriter(pl.LightningModule):
     accelerator every tile is rendered into its V views (`seeded_views`, the
     data module's preprocessing), the frozen backbone's pooled features are
     computed ``batch_size`` images at a time, and the shard is written
-    atomically when it is done. Under DDP the unfinished shards are dealt out
-    to the ranks round-robin; each rank writes its own.
+    atomically when it is done. Under DDP shard ``k`` belongs to rank
+    ``k mod world_size``; each rank computes and writes its unfinished ones.
     """
 
     def __init__(
@@ -178,9 +178,16 @@ class FeatureCacheWriter(pl.LightningModule):
         Returns:
             A loader of whole shards (no batching).
         """
+        # Shard k belongs to rank k mod world size whatever is finished, so
+        # ranks that list the finished shards at different moments (another
+        # rank may just have written one) still never skip or share a shard.
         done = set(finished_shards(self.output, self.manifest))
-        pending = [s for s in range(self.manifest.shards) if s not in done]
-        mine = pending[self.global_rank :: self.trainer.world_size]
+        world, rank = self.trainer.world_size, self.global_rank
+        mine = [
+            shard
+            for shard in range(rank, self.manifest.shards, world)
+            if shard not in done
+        ]
         return DataLoader(
             _ShardDataset(self.tiles, self.manifest, mine),
             batch_size=None,
