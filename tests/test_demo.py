@@ -408,7 +408,7 @@ def test_demo_pipeline_fast_dev_run(tmp_path) -> None:
     assert record['metrics']['val_random_median_km'] > 0
     encoder = load_location_encoder(run_dir / 'satclip-demo.ckpt')
     out = encoder(torch.tensor([[0.0, 0.0], [179.0, -60.0]]))
-    assert out.shape == (2, 256) and torch.isfinite(out).all()
+    assert out.shape == (2, 128) and torch.isfinite(out).all()
     # The data set and its feature cache are reused by the next run.
     cache = tmp_path / 'data-features'
     manifest = json.loads((cache / 'manifest.json').read_text())
