@@ -25,6 +25,9 @@ __all__ = [
     'run_lightning',
 ]
 
+#: Environment variable that, set to 1, shows tracebacks of user errors.
+DEBUG_VARIABLE = 'SATCLIP_TG_DEBUG'
+
 #: Sub-commands handled by LightningCLI.
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
@@ -60,7 +63,6 @@ def lightning_cli(args: Sequence[str], run: bool = True) -> Any:
     Returns:
         The `lightning.pytorch.cli.LightningCLI`.
     """
-    from lightning.pytorch.cli import LightningCLI
     from torchgeo.datamodules import BaseDataModule
     from torchgeo.tasks import BaseTask
 
@@ -68,20 +70,27 @@ def lightning_cli(args: Sequence[str], run: bool = True) -> Any:
     import satclip_tg.datamodules
     import satclip_tg.tasks  # noqa: F401
 
+    from .commands.lightning_cli import SatCLIPLightningCLI
+
     for key, value in _RASTERIO_SETTINGS.items():
         os.environ.setdefault(key, value)
     with warnings.catch_warnings():
         # satclip-tg passes the arguments on purpose; the warning that they
         # differ from sys.argv would print on every run.
         warnings.filterwarnings('ignore', message=r".*LightningCLI's args parameter")
-        return LightningCLI(
+        return SatCLIPLightningCLI(
             model_class=BaseTask,
             datamodule_class=BaseDataModule,
             seed_everything_default=0,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={'overwrite': True},
-            parser_kwargs={'version': f'satclip-tg {__version__}'},
+            # Errors come back as exceptions, so that main() prints one line
+            # instead of the whole usage.
+            parser_kwargs={
+                'version': f'satclip-tg {__version__}',
+                'exit_on_error': False,
+            },
             args=list(args),
             run=run,
         )
@@ -94,14 +103,6 @@ def run_lightning(args: Sequence[str]) -> None:
         args: The command-line arguments, without the program name.
     """
     lightning_cli(args)
-
-
-def _is_user_error(error: Exception) -> bool:
-    """Whether an error of a LightningCLI run is the user's, told in one line."""
-    from .features.manifest import FeatureCacheError
-    from .resources import HostMemoryError
-
-    return isinstance(error, FeatureCacheError | HostMemoryError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--version', action='version', version=f'%(prog)s {__version__}'
     )
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help=f'show the traceback of user errors too (or set {DEBUG_VARIABLE}=1)',
+    )
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in COMMAND_MODULES:
         importlib.import_module(f'{__package__}.commands.{name}').register(subparsers)
@@ -128,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
+    User errors (see `satclip_tg.commands.errors.user_error_message`) print
+    one ``error: ...`` message and return 1; Ctrl-C prints one line and
+    returns 130. ``--debug`` anywhere in the arguments, or the environment
+    variable ``SATCLIP_TG_DEBUG=1``, shows their tracebacks instead.
+
     Args:
         argv: Arguments without the program name; defaults to ``sys.argv[1:]``.
 
@@ -135,14 +146,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in arguments or os.environ.get(DEBUG_VARIABLE, '') not in (
+        '',
+        '0',
+    )
+    arguments = [argument for argument in arguments if argument != '--debug']
+    try:
+        return _dispatch(arguments)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print('interrupted (Ctrl-C)', file=sys.stderr)
+        return 130
+    except Exception as error:
+        from .commands.errors import user_error_message
+
+        message = None if debug else user_error_message(error)
+        if message is None:
+            raise
+        print(f'error: {message}', file=sys.stderr)
+        return 1
+
+
+def _dispatch(arguments: list[str]) -> int:
     if arguments and arguments[0] in LIGHTNING_COMMANDS:
-        try:
-            run_lightning(arguments)
-        except Exception as error:
-            if not _is_user_error(error):
-                raise
-            print(f'error: {error}', file=sys.stderr)
-            return 1
+        run_lightning(arguments)
         return 0
     parser = build_parser()
     args = parser.parse_args(arguments)
