@@ -1,19 +1,107 @@
-"""Outputs that appear whole or not at all."""
+"""Outputs that appear whole or not at all, and no leftovers of killed runs.
+
+Every output is written under a hidden temporary name in its own folder,
+``.NAME.HOST-PID.RANDOM.partial<suffix>``, and renamed when it is complete.
+A process killed mid-write (SIGKILL, power loss) cannot remove its temporary
+file, so the next writer of the same output removes those whose process is
+gone (`remove_stale_temporaries`).
+"""
 
 import contextlib
+import glob
 import os
 import pathlib
+import shutil
+import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
-__all__ = ['OutputExistsError', 'atomic_output']
+__all__ = [
+    'OutputExistsError',
+    'atomic_output',
+    'remove_stale_temporaries',
+    'temporary_prefix',
+]
+
+#: Leftovers whose owner cannot be checked (another host, an older naming)
+#: are removed once they are this old, in seconds.
+STALE_AFTER = 24 * 3600
 
 _UMASK_LOCK = threading.Lock()
 
 
 class OutputExistsError(FileExistsError):
     """The output exists and overwriting was not allowed."""
+
+
+def _host() -> str:
+    # Dots and dashes would be ambiguous in the HOST-PID tag.
+    return socket.gethostname().replace('.', '_').replace('-', '_') or 'host'
+
+
+def temporary_prefix(final: str | os.PathLike[str]) -> str:
+    """The name prefix of this process's temporary files for an output.
+
+    Args:
+        final: The output path.
+
+    Returns:
+        ``.NAME.HOST-PID.``, to which a random part and ``.partial`` follow.
+    """
+    return f'.{pathlib.Path(final).name}.{_host()}-{os.getpid()}.'
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(final: str | os.PathLike[str]) -> list[pathlib.Path]:
+    """Remove the temporary files or folders killed writers of an output left.
+
+    A leftover ``.NAME.HOST-PID.*.partial*`` of this host whose process no
+    longer runs is removed; one of another host, or with another name shape,
+    once it is older than `STALE_AFTER`. Temporaries of running processes are
+    kept.
+
+    Args:
+        final: The output path.
+
+    Returns:
+        The paths removed.
+    """
+    target = pathlib.Path(final)
+    if not target.parent.is_dir():
+        return []
+    prefix = f'.{target.name}.'
+    removed = []
+    host = _host()
+    for name in glob.glob(glob.escape(str(target.parent / prefix)) + '*.partial*'):
+        path = pathlib.Path(name)
+        tag = path.name[len(prefix) :].split('.', 1)[0]
+        owner, _, pid = tag.rpartition('-')
+        try:
+            if owner == host and pid.isdigit():
+                stale = not _alive(int(pid))
+            else:
+                stale = time.time() - path.lstat().st_mtime > STALE_AFTER
+            if not stale:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:  # removed meanwhile by another writer
+            continue
+        removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -24,7 +112,8 @@ def atomic_output(
 
     The temporary file sits in the destination folder (so the final rename is
     atomic on POSIX) and is removed if the block raises; an existing output is
-    then left untouched.
+    then left untouched. Leftovers of killed writers of the same output are
+    removed first (`remove_stale_temporaries`).
 
     Example::
 
@@ -48,8 +137,11 @@ def atomic_output(
             f'it, or choose another output path'
         )
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     handle, name = tempfile.mkstemp(
-        prefix=f'.{final.name}.', suffix=f'.partial{final.suffix}', dir=final.parent
+        prefix=temporary_prefix(final),
+        suffix=f'.partial{final.suffix}',
+        dir=final.parent,
     )
     os.close(handle)
     temporary = pathlib.Path(name)

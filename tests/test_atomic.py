@@ -45,3 +45,51 @@ def test_output_gets_the_usual_permissions(tmp_path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_leftovers_of_killed_writers_are_removed(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from satclip_tg.atomic import (
+        STALE_AFTER,
+        remove_stale_temporaries,
+        temporary_prefix,
+    )
+
+    final = tmp_path / 'out.csv'
+    # A writer that was killed: a finished process's PID on this host.
+    dead = subprocess.run(
+        [sys.executable, '-c', 'import os; print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    ours = temporary_prefix(final)
+    host_tag = ours.removeprefix('.out.csv.').split('.')[0].rpartition('-')[0]
+    killed = tmp_path / f'.out.csv.{host_tag}-{pid}.abc123.partial.csv'
+    killed.write_text('half')
+    killed_dir = tmp_path / f'.out.csv.{host_tag}-{pid}.def456.partial'
+    killed_dir.mkdir()
+    (killed_dir / 'x').write_text('half')
+    running = tmp_path / f'{ours}ghi789.partial.csv'  # this process: alive
+    running.write_text('busy')
+    old_style = tmp_path / '.out.csv.q1w2e3.partial.csv'  # unknown owner
+    old_style.write_text('old')
+    recent = tmp_path / '.out.csv.zzz.partial.csv'
+    recent.write_text('recent')
+    long_ago = time.time() - STALE_AFTER - 60
+    os.utime(old_style, (long_ago, long_ago))
+    other = tmp_path / '.other.csv.host-1.a.partial.csv'  # another output
+    other.write_text('not mine')
+
+    with atomic_output(final) as tmp:
+        tmp.write_text('new')
+    assert final.read_text() == 'new'
+    assert not killed.exists() and not killed_dir.exists()
+    assert not old_style.exists()
+    assert running.exists() and recent.exists() and other.exists()
+    assert remove_stale_temporaries(tmp_path / 'missing' / 'x') == []

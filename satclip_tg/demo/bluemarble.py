@@ -43,7 +43,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from ..atomic import OutputExistsError
+from ..atomic import OutputExistsError, remove_stale_temporaries, temporary_prefix
 
 __all__ = [
     'MANIFEST_NAME',
@@ -718,8 +718,11 @@ def build_bluemarble(
         mosaic = np.concatenate([mosaic, read_shaded_relief()], axis=2)
     lon, lat = sample_points(n, seed=seed, land_fraction=land_fraction)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     temporary = pathlib.Path(
-        tempfile.mkdtemp(prefix=f'.{final.name}.partial-', dir=final.parent)
+        tempfile.mkdtemp(
+            prefix=temporary_prefix(final), suffix='.partial', dir=final.parent
+        )
     )
     try:
         images = temporary / 'images'
