@@ -1,8 +1,10 @@
 """``satclip-tg embed``: embed the points of a table or vector file."""
 
 import argparse
+import os
 import pathlib
 import sys
+import tempfile
 import time
 import warnings
 from typing import Any
@@ -12,7 +14,9 @@ import torch
 
 __all__ = [
     'add_encoder_arguments',
+    'check_not_input',
     'check_output_absent',
+    'check_output_writable',
     'load_encoder_from_args',
     'register',
     'run',
@@ -28,6 +32,12 @@ examples:
 Parquet and CSV outputs keep every input column and append one float32 column
 per embedding dimension (emb_000, emb_001, ...); .npy holds the (N, D) float32
 array alone, in input order.
+
+Refused before the encoder runs: an unreadable input (wrong --encoding, a
+binary or truncated file), duplicated, ambiguous or non-numeric (e.g. boolean)
+coordinate columns, a vector layer without CRS whose coordinates are not
+degrees, an output that is the input, and an output folder that cannot be
+written. Projected vector layers are reprojected to EPSG:4326.
 """
 
 
@@ -101,6 +111,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument('--lat-col', help='latitude column (default: lat, latitude, y)')
     parser.add_argument(
+        '--encoding',
+        default='utf-8',
+        help='text encoding of a CSV input (default utf-8; e.g. latin-1, cp1252, '
+        'utf-16)',
+    )
+    parser.add_argument(
         '--batch-size', type=int, default=8192, help='points per batch (8192)'
     )
     parser.add_argument(
@@ -134,6 +150,67 @@ def check_output_absent(path: str, overwrite: bool) -> None:
         raise OutputExistsError(
             f'{path} already exists; pass --overwrite to replace it, or choose '
             f'another output path'
+        )
+
+
+def check_output_writable(path: str | os.PathLike[str]) -> None:
+    """Fail early, before any work, if an output could not be created.
+
+    The nearest existing folder of ``path`` must be a folder in which a file
+    can be created; this is tried with a temporary file (removed at once),
+    because permission bits say nothing about read-only file systems, ACLs
+    or root.
+
+    Args:
+        path: The output path.
+
+    Raises:
+        ValueError: If ``path`` is a folder, a parent of it is a file, or no
+            file can be created in its folder.
+    """
+    target = pathlib.Path(path).absolute()
+    if target.is_dir():
+        raise ValueError(f'output {str(path)!r} is a folder; give a file name')
+    folder = target.parent
+    # Missing folders are created by the write; their existing parent counts.
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f'cannot write {path}: {folder} is a file, not a folder')
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f'.{target.name}.', suffix='.probe', dir=folder
+        )
+    except OSError as error:
+        raise ValueError(
+            f'cannot write {path}: no file can be created in {folder} '
+            f'({error.strerror or error})'
+        ) from error
+    os.close(handle)
+    os.unlink(name)
+
+
+def check_not_input(
+    output: str | os.PathLike[str], source: str | os.PathLike[str]
+) -> None:
+    """Refuse an output that is the input file itself, however it is spelled.
+
+    Args:
+        output: The output path.
+        source: The input path.
+
+    Raises:
+        ValueError: If both name the same file (after resolving symbolic
+            links and relative paths; hard links too when both exist).
+    """
+    out, inp = pathlib.Path(output), pathlib.Path(source)
+    same = out.resolve() == inp.resolve()
+    if not same and out.exists() and inp.exists():
+        same = os.path.samefile(out, inp)
+    if same:
+        raise ValueError(
+            f'the output {str(output)!r} is the input file {str(source)!r}; '
+            f'choose another output path (the input is never overwritten)'
         )
 
 
@@ -180,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
     from ..embedding.engine import embed_points
     from ..embedding.points_io import (
         check_column_clash,
+        check_encoding,
         check_output_path,
         describe_invalid,
         embedding_columns,
@@ -193,13 +271,19 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output)
         if args.batch_size < 1:
             raise ValueError(f'--batch-size must be positive, got {args.batch_size}')
+        check_encoding(args.encoding)
+        # Before the existence check: with --overwrite it would replace the input.
+        check_not_input(args.output, args.input)
+        check_output_writable(args.output)
         check_output_absent(args.output, args.overwrite)
     except (ValueError, OutputExistsError) as error:
         return _error(str(error))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
-            table = read_points(args.input, args.lon_col, args.lat_col)
+            table = read_points(
+                args.input, args.lon_col, args.lat_col, encoding=args.encoding
+            )
         for warning in caught:
             print(f'satclip-tg: warning: {warning.message}', file=sys.stderr)
     except (OSError, ValueError) as error:

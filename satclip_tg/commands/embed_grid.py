@@ -1,12 +1,22 @@
 """``satclip-tg embed-grid``: a GeoTIFF of embeddings on a regular grid."""
 
 import argparse
+import pathlib
 import sys
 from typing import Any
 
-from .embed import add_encoder_arguments, check_output_absent, load_encoder_from_args
+from ..resources import format_bytes, free_disk_bytes
+from .embed import (
+    add_encoder_arguments,
+    check_output_absent,
+    check_output_writable,
+    load_encoder_from_args,
+)
 
-__all__ = ['register', 'run']
+__all__ = ['CONFIRM_BYTES', 'register', 'run']
+
+#: Rasters larger than this (uncompressed) are written only with ``--yes``.
+CONFIRM_BYTES = 2_000_000_000
 
 _EPILOG = """\
 examples:
@@ -18,6 +28,18 @@ examples:
 The raster is float32, EPSG:4326, tiled and compressed, with one band per
 embedding dimension (descriptions emb_000, emb_001, ...); row 0 is the
 northern edge and cell values are the embeddings of the cell centres.
+
+size: cells x bands x 4 bytes (float32) before compression, which saves
+little on embeddings (a fifth to a quarter in our tests; it cannot be known
+in advance, so the uncompressed size is what is checked). The global grid is
+(360 / DEG) x (180 / DEG) cells, so with 256 bands (1,024 bytes a cell):
+  1 degree      360 x  180 =  64,800 cells ->  66 MB
+  0.1 degree   3600 x 1800 = 6,480,000 cells -> 6.6 GB
+  0.02 degree 18000 x 9000 = 162,000,000 cells -> 166 GB
+Before writing, the command prints this size and a run time measured on a
+sample of cells; it refuses when the output folder has less free space than
+the uncompressed size, and above 2 GB it stops unless --yes is given (it
+never prompts).
 """
 
 
@@ -81,6 +103,11 @@ def register(subparsers: Any) -> None:
         '(default 65536)',
     )
     parser.add_argument(
+        '--yes',
+        action='store_true',
+        help='write rasters larger than 2 GB (uncompressed) without stopping',
+    )
+    parser.add_argument(
         '--no-factorization',
         action='store_true',
         help='evaluate every cell independently instead of the (exact, much '
@@ -94,6 +121,14 @@ def _error(message: str) -> int:
     return 1
 
 
+def _format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f'{max(seconds, 1):.0f} s'
+    if seconds < 5400:
+        return f'{seconds / 60:.0f} min'
+    return f'{seconds / 3600:.1f} h'
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the embedding raster.
 
@@ -103,11 +138,9 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 1 on an error (explained on stderr).
     """
-    import pathlib
-
     from .. import __version__
     from ..atomic import OutputExistsError
-    from ..embedding.grid import GridSpec, write_grid_geotiff
+    from ..embedding.grid import GridSpec, estimate_grid_output, write_grid_geotiff
     from ..pretrained import CheckpointError, get_pretrained_info
 
     output = pathlib.Path(args.output)
@@ -123,16 +156,69 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError('--preview must differ from --output')
         if args.chunk_cells < 1:
             raise ValueError(f'--chunk-cells must be positive, got {args.chunk_cells}')
+        if args.tile_size < 16 or args.tile_size % 16:
+            raise ValueError(
+                f'--tile-size must be a positive multiple of 16, got {args.tile_size}'
+            )
         grid = GridSpec.from_bbox(tuple(args.bbox), args.resolution)
-        check_output_absent(args.output, args.overwrite)
-        if preview is not None:
-            check_output_absent(str(preview), args.overwrite)
+        for path in (output, preview):
+            if path is not None:
+                check_output_writable(path)
+                check_output_absent(str(path), args.overwrite)
     except (ValueError, OutputExistsError) as error:
         return _error(str(error))
     try:
         encoder = load_encoder_from_args(args)
     except (CheckpointError, OSError, ValueError) as error:
         return _error(str(error))
+    factorize = False if args.no_factorization else None
+    estimate = estimate_grid_output(
+        encoder,
+        grid,
+        compress=args.compress,
+        tile_size=args.tile_size,
+        pca_components=args.pca,
+        factorize=factorize,
+    )
+    folder = output.absolute().parent
+    free = free_disk_bytes(folder)
+    size = (
+        f'{estimate.cells:,} cells x {estimate.bands} bands x 4 B = '
+        f'{format_bytes(estimate.raster_bytes)} uncompressed'
+    )
+    if estimate.file_bytes > estimate.raster_bytes:
+        size += (
+            f' ({format_bytes(estimate.file_bytes)} on disk: without compression '
+            f'the edge tiles are padded to {args.tile_size} x {args.tile_size})'
+        )
+    if estimate.preview_bytes:
+        size += f' (+ {format_bytes(estimate.preview_bytes)} preview)'
+    duration = (
+        f'about {_format_seconds(estimate.seconds)}'
+        if estimate.seconds is not None
+        else 'a few seconds'
+    )
+    if not args.quiet:
+        timing = (
+            f' (timed on {estimate.sample_cells:,} cells)'
+            if estimate.sample_cells
+            else ''
+        )
+        print(
+            f'estimate: {size}, '
+            f'{duration}{timing}; free in {folder}: {format_bytes(free)}'
+        )
+    if estimate.total_bytes > free:
+        return _error(
+            f'not enough disk space: the raster needs up to {size}, but only '
+            f'{format_bytes(free)} is free in {folder}; choose a smaller --bbox, a '
+            f'coarser --resolution or another folder'
+        )
+    if estimate.total_bytes > CONFIRM_BYTES and not args.yes:
+        return _error(
+            f'the raster would be large: {size}, {duration}; add --yes to write '
+            f'it (or choose a smaller --bbox or a coarser --resolution)'
+        )
     info = get_pretrained_info(encoder)
     label = info.source if info else args.encoder
     try:
@@ -153,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
                 'satclip_tg_precision': args.precision,
                 'satclip_tg_cell_values': 'embedding of the cell centre',
             },
-            factorize=False if args.no_factorization else None,
+            factorize=factorize,
         )
     except (OSError, ValueError) as error:
         return _error(f'could not write {args.output}: {error}')

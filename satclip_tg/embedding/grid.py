@@ -51,10 +51,12 @@ from .engine import (
 from .pca import PCAProjection, save_png
 
 __all__ = [
+    'GridEstimate',
     'GridResult',
     'GridSpec',
     'RowFactorization',
     'embed_grid',
+    'estimate_grid_output',
     'iter_grid_windows',
     'plain_grid_embeddings',
     'supports_row_factorization',
@@ -477,6 +479,168 @@ class GridResult:
     factorized: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class GridEstimate:
+    """What writing a grid will take, from its size and a timed sample.
+
+    Attributes:
+        cells: Number of cells.
+        bands: Number of bands (the embedding size).
+        raster_bytes: Uncompressed size of the float32 raster, cells x bands x
+            4 bytes. How well embeddings compress cannot be known before they
+            are computed (in our tests by a fifth to a quarter), so this is
+            the figure to plan with.
+        file_bytes: The disk space to reserve for the raster: ``raster_bytes``
+            when compressed; without compression GDAL pads the edge tiles to
+            whole tiles, and this counts the padding.
+        preview_bytes: Uncompressed size of the PNG preview, cells x
+            components bytes (0 without a preview).
+        sample_cells: Cells embedded, compressed and written (in memory) to
+            time the run; 0 when the grid is no larger than the sample and
+            nothing was timed.
+        seconds: Estimated wall time of the run, or None when not timed.
+    """
+
+    cells: int
+    bands: int
+    raster_bytes: int
+    file_bytes: int
+    preview_bytes: int
+    sample_cells: int
+    seconds: float | None
+
+    @property
+    def total_bytes(self) -> int:
+        """The disk space to reserve: raster file plus preview."""
+        return self.file_bytes + self.preview_bytes
+
+
+def _geotiff_profile(
+    grid: GridSpec, bands: int, tile_size: int, compress: str
+) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        'driver': 'GTiff',
+        'width': grid.width,
+        'height': grid.height,
+        'count': bands,
+        'dtype': 'float32',
+        'crs': 'EPSG:4326',
+        'transform': grid.transform(),
+        'tiled': True,
+        'blockxsize': tile_size,
+        'blockysize': tile_size,
+        'interleave': 'band',
+        'BIGTIFF': 'IF_SAFER',
+    }
+    if compress != 'none':
+        profile.update(compress=compress, predictor=3)
+    return profile
+
+
+def _sample_grid(grid: GridSpec, rows: int, cols: int) -> GridSpec:
+    """The ``rows`` x ``cols`` cells at the centre rows and western columns."""
+    row_off = (grid.height - rows) // 2
+    north = grid.max_lat - row_off * grid.resolution
+    return GridSpec(
+        grid.min_lon,
+        north - rows * grid.resolution,
+        grid.min_lon + cols * grid.resolution,
+        north,
+        grid.resolution,
+        cols,
+        rows,
+    )
+
+
+def estimate_grid_output(
+    encoder: LocationEncoder,
+    grid: GridSpec,
+    *,
+    compress: str = 'deflate',
+    tile_size: int = 256,
+    pca_components: int | None = None,
+    factorize: bool | None = None,
+    sample_cells: int = 16_384,
+) -> GridEstimate:
+    """Estimate the size and run time of `write_grid_geotiff`, before it runs.
+
+    The size is exact arithmetic, cells x bands x 4 bytes (float32),
+    uncompressed. The time is measured: about ``sample_cells`` cells from
+    the middle of the grid are embedded the way the full run embeds them,
+    then compressed and written into an in-memory GeoTIFF, and the rate is
+    scaled to the whole grid (the PCA preview adds a little).
+
+    Args:
+        encoder: A location encoder (switched to eval mode).
+        grid: The grid.
+        compress: The compression the run will use.
+        tile_size: The tile size the run will use.
+        pca_components: Components of the preview (None: no preview).
+        factorize: Use `RowFactorization` (default: whenever it applies).
+        sample_cells: Size of the timed sample; grids no larger are not timed.
+
+    Returns:
+        The estimate.
+    """
+    import rasterio
+    from rasterio.io import MemoryFile
+    from rasterio.windows import Window
+
+    encoder.eval()
+    use_factors = (
+        supports_row_factorization(encoder) if factorize is None else factorize
+    )
+    cells = grid.width * grid.height
+    preview_bytes = cells * (pca_components or 0)
+    padded_cells = cells
+    if compress == 'none':
+        padded_cells = (
+            math.ceil(grid.width / tile_size) * math.ceil(grid.height / tile_size)
+        ) * tile_size**2
+
+    def estimate(bands: int, sample: int, seconds: float | None) -> GridEstimate:
+        return GridEstimate(
+            cells=cells,
+            bands=bands,
+            raster_bytes=cells * bands * 4,
+            file_bytes=padded_cells * bands * 4,
+            preview_bytes=preview_bytes,
+            sample_cells=sample,
+            seconds=seconds,
+        )
+
+    if cells <= sample_cells:
+        return estimate(int(embed_points(encoder, [[0.0, 0.0]]).shape[1]), 0, None)
+    cols = min(grid.width, 256)
+    rows = min(grid.height, max(1, sample_cells // cols))
+    sample = _sample_grid(grid, rows, cols)
+    # The first call pays one-off costs (CUDA start-up, allocations) that
+    # would inflate the estimate; leave them out of the timing.
+    warm_up = _sample_grid(grid, 1, min(cols, 8))
+    next(iter_grid_windows(encoder, warm_up, factorize=use_factors))
+    started = time.perf_counter()
+    blocks = [
+        (window, values)
+        for window, values in iter_grid_windows(
+            encoder, sample, block_rows=64, factorize=use_factors
+        )
+    ]
+    bands = int(blocks[0][1].shape[2])
+    profile = _geotiff_profile(sample, bands, 64, compress)
+    with (
+        rasterio.Env(GDAL_NUM_THREADS='ALL_CPUS', GDAL_CACHEMAX=256),
+        MemoryFile() as memory,
+        memory.open(**profile) as dataset,
+    ):
+        for (row_off, col_off, height, width), values in blocks:
+            dataset.write(
+                np.ascontiguousarray(values.transpose(2, 0, 1)),
+                window=Window(col_off, row_off, width, height),
+            )
+    seconds = (time.perf_counter() - started) * cells / (rows * cols)
+    return estimate(bands, rows * cols, seconds)
+
+
 def _band_names(count: int, prefix: str) -> list[str]:
     width = max(3, len(str(count - 1)))
     return [f'{prefix}{index:0{width}d}' for index in range(count)]
@@ -575,22 +739,7 @@ def write_grid_geotiff(
         )
     projection = None
     band_count = int(embed_points(encoder, [[0.0, 0.0]]).shape[1])
-    profile: dict[str, Any] = {
-        'driver': 'GTiff',
-        'width': grid.width,
-        'height': grid.height,
-        'count': band_count,
-        'dtype': 'float32',
-        'crs': 'EPSG:4326',
-        'transform': grid.transform(),
-        'tiled': True,
-        'blockxsize': tile_size,
-        'blockysize': tile_size,
-        'interleave': 'band',
-        'BIGTIFF': 'IF_SAFER',
-    }
-    if compress != 'none':
-        profile.update(compress=compress, predictor=3)
+    profile = _geotiff_profile(grid, band_count, tile_size, compress)
     block_cols = max(1, chunk_cells // (tile_size * tile_size)) * tile_size
     with contextlib.ExitStack() as outputs:
         # Both outputs appear together or not at all (the preview is renamed
