@@ -10,14 +10,20 @@ The pieces, usable on their own from a notebook:
 * `random_init_encoder`: a checkpoint's architecture with random weights;
 * `compare_with_random_init`: does pretraining beat that random init?
 * `run_benchmark`: all of it over encoders x tasks x probes, with a report.
+
+Nothing wrong passes silently: see `Evaluation.assess` (failed and flagged
+results), `low_n_reason` (folds too small) and `check_point_labels` (bad
+points).
 """
 
+from .checks import check_point_labels
 from .comparison import (
     MAIN_METRICS,
     RandomInitVerdict,
     compare_with_random_init,
     count_wins,
     random_init_comparisons,
+    undecided_summary,
     wins_summary,
 )
 from .encoders import (
@@ -29,8 +35,16 @@ from .encoders import (
     random_init_name,
     resolve_encoder,
 )
-from .evaluation import METRICS, Evaluation, FoldResult, evaluate
-from .probes import PROBES, ProbeConfig, ProbeFit, fit_probe
+from .evaluation import (
+    METRICS,
+    MIN_TEST_POINTS,
+    MIN_TRAIN_POINTS,
+    Evaluation,
+    FoldResult,
+    evaluate,
+    low_n_reason,
+)
+from .probes import PROBES, ProbeConfig, ProbeDivergedError, ProbeFit, fit_probe
 from .runner import DEFAULT_NUM_POINTS, BenchmarkResult, run_benchmark
 from .sources import SOURCES, DataSource, DataUnavailableError, default_cache_dir
 from .splits import SPLITS, Fold, make_splits
@@ -49,6 +63,8 @@ __all__ = [
     'DEFAULT_NUM_POINTS',
     'MAIN_METRICS',
     'METRICS',
+    'MIN_TEST_POINTS',
+    'MIN_TRAIN_POINTS',
     'PROBES',
     'RANDOM_INIT_SUFFIX',
     'SOURCES',
@@ -65,8 +81,10 @@ __all__ = [
     'PackagedTask',
     'PointLabels',
     'ProbeConfig',
+    'ProbeDivergedError',
     'ProbeFit',
     'RandomInitVerdict',
+    'check_point_labels',
     'compare_with_random_init',
     'count_wins',
     'default_cache_dir',
@@ -74,11 +92,13 @@ __all__ = [
     'fit_probe',
     'get_task',
     'load_points',
+    'low_n_reason',
     'make_splits',
     'random_init_comparisons',
     'random_init_encoder',
     'random_init_name',
     'resolve_encoder',
     'run_benchmark',
+    'undecided_summary',
     'wins_summary',
 ]

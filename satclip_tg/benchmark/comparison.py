@@ -13,7 +13,9 @@ main metric, $R^2$ for regression and accuracy for classification::
 
 A verdict compares means over folds (the random init's averaged over its
 seeds) and says nothing about significance: read the difference against the
-standard deviations beside it.
+standard deviations beside it. A task where either row failed (status
+``'failed'``, see `ResultRow`) or is missing is ``'undecided'``: never a win,
+left out of the counts and named by `undecided_summary`.
 """
 
 import math
@@ -32,6 +34,7 @@ __all__ = [
     'compare_with_random_init',
     'count_wins',
     'random_init_comparisons',
+    'undecided_summary',
     'wins_summary',
 ]
 
@@ -54,6 +57,9 @@ class RandomInitVerdict:
         pretrained_std: Its standard deviation over folds.
         random_init_mean: The companion's mean (over seeds of the fold means).
         random_init_std: The companion's mean over seeds of the fold stds.
+        pretrained_failure: Why the pretrained encoder's row failed, else
+            ``''``.
+        random_init_failure: Why the companion's row failed, else ``''``.
     """
 
     encoder: str
@@ -66,6 +72,21 @@ class RandomInitVerdict:
     pretrained_std: float
     random_init_mean: float
     random_init_std: float
+    pretrained_failure: str = ''
+    random_init_failure: str = ''
+
+    @property
+    def failure(self) -> str:
+        """Why the verdict is undecided because a row failed, else ``''``."""
+        failures = [
+            f'{name} failed: {reason}'
+            for name, reason in (
+                (self.encoder, self.pretrained_failure),
+                (self.random_init, self.random_init_failure),
+            )
+            if reason
+        ]
+        return '; '.join(failures)
 
     @property
     def difference(self) -> float:
@@ -76,9 +97,10 @@ class RandomInitVerdict:
     def better(self) -> str:
         """``'pretrained'``, ``'random init'``, ``'tie'``, or ``'undecided'``.
 
-        ``'undecided'`` when either mean is missing or not finite.
+        ``'undecided'`` when either row failed or either mean is missing or
+        not finite.
         """
-        if not math.isfinite(self.difference):
+        if self.failure or not math.isfinite(self.difference):
             return 'undecided'
         if self.difference > 0:
             return 'pretrained'
@@ -104,7 +126,7 @@ def compare_with_random_init(
     Returns:
         One verdict per task and probe, in the order of ``rows``; a task the
         companion lacks has a ``nan`` random-init mean (verdict
-        ``'undecided'``).
+        ``'undecided'``), and so has a task where either row failed.
 
     Raises:
         ValueError: If ``rows`` hold no main-metric result of ``encoder`` or
@@ -137,9 +159,42 @@ def compare_with_random_init(
                 row.std,
                 match.mean if match is not None else math.nan,
                 match.std if match is not None else math.nan,
+                _failure(row),
+                _failure(match) if match is not None else '',
             )
         )
     return verdicts
+
+
+def _failure(row: 'ResultRow') -> str:
+    # getattr: rows of other shapes (older results.csv files) have no status.
+    if getattr(row, 'status', 'ok') != 'failed':
+        return ''
+    return str(getattr(row, 'note', '')) or 'no value'
+
+
+def undecided_summary(verdicts: Sequence[RandomInitVerdict]) -> str:
+    """Which tasks `count_wins` leaves out because a row failed or is missing.
+
+    Args:
+        verdicts: Verdicts of one encoder (`compare_with_random_init`).
+
+    Returns:
+        E.g. ``'Undecided, so not counted: 1 task (linear probe: elevation)'``;
+        ``''`` when every verdict is decided.
+    """
+    undecided: dict[str, list[str]] = {}
+    for verdict in verdicts:
+        if verdict.better == 'undecided':
+            undecided.setdefault(verdict.probe, []).append(verdict.task)
+    if not undecided:
+        return ''
+    parts = [
+        f'{len(tasks)} task{"s" if len(tasks) > 1 else ""} ({probe} probe: '
+        f'{", ".join(tasks)})'
+        for probe, tasks in undecided.items()
+    ]
+    return f'Undecided, so not counted: {", ".join(parts)}'
 
 
 def count_wins(verdicts: Sequence[RandomInitVerdict]) -> dict[str, tuple[int, int]]:

@@ -16,6 +16,11 @@ refitted on all training rows with it makes the test predictions. The logistic
 and MLP fits of all inner folds and grid values (and the refits) are trained
 at once as one batch of independent models, which is several times faster on
 a few CPU cores than fitting them one by one.
+
+A fit that diverges never passes for a result: a grid value whose validation
+predictions are not finite is never chosen, and when the chosen model's test
+predictions are not finite `fit_probe` raises `ProbeDivergedError` (before, a
+diverged classifier still returned the argmax of its NaN logits).
 """
 
 import contextlib
@@ -35,6 +40,7 @@ from .splits import Fold
 __all__ = [
     'PROBES',
     'ProbeConfig',
+    'ProbeDivergedError',
     'ProbeFit',
     'ProbeName',
     'TaskKind',
@@ -45,6 +51,10 @@ ProbeName = Literal['linear', 'mlp']
 TaskKind = Literal['regression', 'classification']
 #: The probe names.
 PROBES: tuple[str, ...] = get_args(ProbeName)
+
+
+class ProbeDivergedError(FloatingPointError):
+    """A probe's fit diverged: its test predictions are not finite."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +114,8 @@ class ProbeFit:
             given in ``y_train`` (classification).
         penalty: The selected penalty.
         inner_scores: Mean inner validation score of each grid value (negative
-            MSE on the standardized target, or accuracy).
+            MSE on the standardized target, or accuracy; ``-inf`` where a fit
+            diverged).
     """
 
     predictions: NDArray[np.float64] | NDArray[np.int64]
@@ -160,7 +171,10 @@ def fit_probe(
         The predictions, the chosen penalty and the inner scores.
 
     Raises:
-        ValueError: For an unknown probe or task kind.
+        ValueError: For an unknown probe or task kind, or features holding
+            NaN or infinity.
+        ProbeDivergedError: If the chosen model's test predictions are not
+            finite.
     """
     if probe not in PROBES:
         raise ValueError(f'unknown probe {probe!r}; choose from {", ".join(PROBES)}')
@@ -189,6 +203,9 @@ def _fit_probe(
         raise ValueError(
             f'features must be (n, d) and (m, d), got {xtr.shape} and {xte.shape}'
         )
+    # Checked here so that bad input is not later mistaken for a diverged fit.
+    if not (np.isfinite(xtr).all() and np.isfinite(xte).all()):
+        raise ValueError('features hold NaN or infinity')
     xtr, xte = _standardize(xtr, xte)
     grid = config.grid(probe, kind)
     folds = list(inner_folds) if len(grid) > 1 else []
@@ -202,6 +219,7 @@ def _fit_probe(
         else:
             predict = _batched(xtr, target, xte, folds, grid, 1, config, seed, 'mlp')
         scores, best = _select(predict.validation, folds, grid, target, kind)
+        _check_finite(predict.test[best], probe, grid[best])
         return ProbeFit(predict.test[best][:, 0] * std + mean, grid[best], scores)
 
     labels = np.asarray(y_train)
@@ -216,7 +234,18 @@ def _fit_probe(
     )
     scores, best = _select(predict.validation, folds, grid, encoded, kind)
     test = predict.test[best]
+    # The argmax of NaN logits is a class all the same: check before it.
+    _check_finite(test, probe, grid[best])
     return ProbeFit(classes[test.argmax(axis=1)].astype(np.int64), grid[best], scores)
+
+
+def _check_finite(outputs: NDArray[np.float64], probe: str, penalty: float) -> None:
+    bad = int((~np.isfinite(outputs)).any(axis=-1).sum())
+    if bad:
+        raise ProbeDivergedError(
+            f'the {probe} probe diverged: {bad} of {len(outputs)} test '
+            f'predictions are not finite (penalty {penalty:g})'
+        )
 
 
 @dataclass
@@ -241,7 +270,11 @@ def _select(
         per_fold = []
         for f, fold in enumerate(folds):
             prediction, truth = validation[g][f], target[fold.test]
-            if kind == 'regression':
+            if not np.isfinite(prediction).all():
+                # A diverged fit must never be chosen; NaN would also break
+                # the max below.
+                per_fold.append(-math.inf)
+            elif kind == 'regression':
                 per_fold.append(-float(np.mean((prediction.ravel() - truth) ** 2)))
             else:
                 per_fold.append(float(np.mean(prediction.argmax(axis=1) == truth)))

@@ -1,21 +1,42 @@
 """Benchmark reports: ``results.csv``, Markdown tables, bar charts, a manifest.
 
-Every file is written with `atomic_output`: it appears whole or not at all.
+The report appears whole or not at all: `write_report` writes every file into
+a hidden sibling folder first and moves it into place at the end, so a run
+that fails or is killed midway leaves no partial report behind (and nothing
+that would make the next run need ``--overwrite``).
+
+Rows carry a status: ``'failed'`` rows (no usable mean) show ``failed:
+REASON`` instead of a number and are never ranked; ``'flagged'`` rows show
+their number with ``(low-n)`` or ``(flagged)`` and are explained under
+"Failed and flagged results".
 """
 
 import csv
 import json
 import math
+import os
 import pathlib
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..atomic import atomic_output
-from .comparison import random_init_comparisons, wins_summary
+from .comparison import random_init_comparisons, undecided_summary, wins_summary
 from .evaluation import METRICS
 
-__all__ = ['ResultRow', 'markdown_table', 'random_init_markdown', 'write_report']
+__all__ = [
+    'REPORT_MARKER',
+    'ResultRow',
+    'markdown_table',
+    'problems_markdown',
+    'random_init_markdown',
+    'write_report',
+]
+
+#: The file whose presence means that a folder holds a (whole) report: it is
+#: moved into place last.
+REPORT_MARKER = 'results.csv'
 
 #: Readable metric names.
 METRIC_LABELS = {
@@ -43,6 +64,11 @@ class ResultRow:
         points: Number of labelled points.
         dim: Embedding size.
         seconds: Time spent in the probe fits.
+        status: ``'ok'``, ``'flagged'`` (a usable mean with a caveat, see
+            ``note``) or ``'failed'`` (``mean`` and ``std`` are ``nan``; never
+            ranked nor counted as a win).
+        note: Why the row is flagged or failed (low-n notes start with
+            ``'low-n'``), else ``''``.
     """
 
     encoder: str
@@ -57,6 +83,19 @@ class ResultRow:
     points: int
     dim: int
     seconds: float
+    status: str = 'ok'
+    note: str = ''
+
+    @property
+    def failed(self) -> bool:
+        """Whether the row has no usable mean."""
+        return self.status == 'failed' or not math.isfinite(self.mean)
+
+
+def _flag(row: ResultRow) -> str:
+    if row.status != 'flagged':
+        return ''
+    return ' (low-n)' if 'low-n' in row.note else ' (flagged)'
 
 
 def _best(values: Mapping[str, float], metric: str) -> set[str]:
@@ -71,6 +110,9 @@ def markdown_table(rows: Sequence[ResultRow], probe: str) -> str:
     """A Markdown table of one probe: a line per task and metric, a column per encoder.
 
     Cells are ``mean ± std`` over folds; the best mean of each line is bold.
+    Failed rows show ``failed: REASON`` and are never bold; flagged rows keep
+    their number, marked ``(low-n)`` or ``(flagged)`` (their caveats apply to
+    every encoder's row of the task alike, so they are still ranked).
 
     Args:
         rows: The results.
@@ -94,25 +136,76 @@ def markdown_table(rows: Sequence[ResultRow], probe: str) -> str:
             values = {
                 e: cell[(task, metric, e)].mean
                 for e in encoders
-                if (task, metric, e) in cell
+                if (task, metric, e) in cell and not cell[(task, metric, e)].failed
             }
             best = _best(values, metric)
             cells = []
             for encoder in encoders:
                 row = cell.get((task, metric, encoder))
-                if row is None or not math.isfinite(row.mean):
+                if row is None:
                     cells.append('-')
                     continue
+                if row.failed:
+                    cells.append(_escape(f'failed: {row.note or "no value"}'))
+                    continue
                 text = f'{row.mean:.3f} ± {row.std:.3f}'
-                cells.append(f'**{text}**' if encoder in best else text)
+                text = f'**{text}**' if encoder in best else text
+                cells.append(text + _flag(row))
             lines.append(
                 '| ' + ' | '.join([task, METRIC_LABELS[metric], *cells]) + ' |'
             )
     return '\n'.join(lines)
 
 
-def _cell(mean: float, std: float) -> str:
+def _escape(text: str) -> str:
+    # A '|' in a reason would split the Markdown cell.
+    return text.replace('|', '\\|')
+
+
+def _cell(mean: float, std: float, failure: str = '') -> str:
+    if failure:
+        return 'failed'
     return f'{mean:.3f} ± {std:.3f}' if math.isfinite(mean) else '-'
+
+
+def problems_markdown(rows: Sequence[ResultRow]) -> str:
+    """The failed and flagged rows with their reasons, as Markdown.
+
+    Args:
+        rows: The results.
+
+    Returns:
+        A ``## Failed and flagged results`` section (one line per encoder,
+        task, probe and reason, naming the metrics), or ``''`` when every row
+        is ok.
+    """
+    grouped: dict[tuple[str, str, str, str, str], list[str]] = {}
+    for row in rows:
+        if row.status == 'ok' and math.isfinite(row.mean):
+            continue
+        status = 'failed' if row.failed else row.status
+        key = (status, row.encoder, row.task, row.probe, row.note or 'no value')
+        grouped.setdefault(key, []).append(METRIC_LABELS.get(row.metric, row.metric))
+    if not grouped:
+        return ''
+    failed = sum(key[0] == 'failed' for key in grouped)
+    parts = [
+        '## Failed and flagged results',
+        '',
+        f'{failed} failed and {len(grouped) - failed} flagged (encoder, task, '
+        'probe). Failed results have no usable value: they are not ranked and '
+        'not counted in the comparison with the random init. Flagged results '
+        'are usable with the caveat given; low-n means folds too small for a '
+        'meaningful score (more --num-points, fewer --folds or a bigger '
+        '--block-size help).',
+        '',
+    ]
+    for (status, encoder, task, probe, note), metrics in grouped.items():
+        parts.append(
+            f'- {status}: `{encoder}`, {task}, {probe} probe '
+            f'({", ".join(metrics)}): {note}'
+        )
+    return '\n'.join(parts)
 
 
 def random_init_markdown(rows: Sequence[ResultRow]) -> str:
@@ -120,7 +213,8 @@ def random_init_markdown(rows: Sequence[ResultRow]) -> str:
 
     For every encoder whose ``NAME (random init)`` companion is in ``rows``
     (see `random_init_comparisons`): a sentence with the number of tasks it
-    wins per probe, and a table of the main metric per task and probe.
+    wins per probe (and the undecided ones, e.g. a failed row), and a table
+    of the main metric per task and probe.
 
     Args:
         rows: The results.
@@ -144,11 +238,12 @@ def random_init_markdown(rows: Sequence[ResultRow]) -> str:
     ]
     for encoder, verdicts in comparisons.items():
         companion = verdicts[0].random_init
+        undecided = undecided_summary(verdicts)
         parts += [
             '',
             f'### {encoder}',
             '',
-            f'{wins_summary(verdicts)}.',
+            f'{wins_summary(verdicts)}.' + (f' {undecided}.' if undecided else ''),
             '',
             f'| task | probe | metric | {encoder} | {companion} | difference '
             '| better |',
@@ -156,14 +251,26 @@ def random_init_markdown(rows: Sequence[ResultRow]) -> str:
         ]
         for verdict in verdicts:
             difference = verdict.difference
+            decided = math.isfinite(difference) and verdict.better != 'undecided'
+            better = verdict.better
+            if verdict.failure:
+                better = _escape(f'undecided ({verdict.failure})')
             cells = [
                 verdict.task,
                 verdict.probe,
                 METRIC_LABELS[verdict.metric],
-                _cell(verdict.pretrained_mean, verdict.pretrained_std),
-                _cell(verdict.random_init_mean, verdict.random_init_std),
-                f'{difference:+.3f}' if math.isfinite(difference) else '-',
-                verdict.better,
+                _cell(
+                    verdict.pretrained_mean,
+                    verdict.pretrained_std,
+                    verdict.pretrained_failure,
+                ),
+                _cell(
+                    verdict.random_init_mean,
+                    verdict.random_init_std,
+                    verdict.random_init_failure,
+                ),
+                f'{difference:+.3f}' if decided else '-',
+                better,
             ]
             parts.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(parts)
@@ -205,8 +312,10 @@ def _write_chart(path: pathlib.Path, rows: Sequence[ResultRow], metric: str) -> 
                     for r in chosen
                     if (r.probe, r.task, r.encoder) == (probe, task, encoder)
                 ]
-                means.append(match[0].mean if match else math.nan)
-                stds.append(match[0].std if match else 0.0)
+                # A failed row has no bar (its reason is in results.md).
+                usable = bool(match) and not match[0].failed
+                means.append(match[0].mean if usable else math.nan)
+                stds.append(match[0].std if usable else 0.0)
             positions = [
                 t + (e - (len(encoders) - 1) / 2) * width for t in range(len(tasks))
             ]
@@ -225,7 +334,7 @@ def _write_chart(path: pathlib.Path, rows: Sequence[ResultRow], metric: str) -> 
 
 
 def write_report(
-    output: pathlib.Path,
+    output: str | pathlib.Path,
     rows: Sequence[ResultRow],
     manifest: Mapping[str, Any],
     unavailable: Mapping[str, str],
@@ -233,9 +342,19 @@ def write_report(
 ) -> list[pathlib.Path]:
     """Write ``results.csv``, ``results.md``, ``METRIC.png`` and ``manifest.json``.
 
-    ``results.md`` has a table per probe and, when pretrained encoders ran
-    with their random-init companions, the comparison of
-    `random_init_markdown`.
+    ``results.md`` has a table per probe, the failed and flagged rows with
+    their reasons (`problems_markdown`) and, when pretrained encoders ran with
+    their random-init companions, the comparison of `random_init_markdown`.
+
+    The report appears whole or not at all: every file is written into a
+    hidden sibling folder (``.NAME.*.partial``), which is then renamed to
+    ``output`` when that is new or empty. Into an existing folder the files
+    are moved one by one, `REPORT_MARKER` last (and the old one removed
+    first), so the folder never looks like it holds a whole report while it
+    does not; report files of an older report that this one lacks (e.g. a
+    chart of a metric no longer evaluated) are removed. Other files in the
+    folder are left alone. The caller decides whether an existing report may
+    be replaced (`run_benchmark` checks before evaluating anything).
 
     Args:
         output: The output folder.
@@ -246,10 +365,69 @@ def write_report(
 
     Returns:
         The written files.
+
+    Raises:
+        ValueError: If ``rows`` is empty: a report of nothing would only
+            block the next run.
     """
-    output.mkdir(parents=True, exist_ok=True)
-    written = [output / 'results.csv']
-    _write_csv(written[0], rows)
+    if not rows:
+        raise ValueError('no results to report: nothing was evaluated')
+    output = pathlib.Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # os.mkdir (not mkdtemp, which makes it private) gives the folder the
+    # permissions a plain mkdir would, as it becomes the output itself.
+    staging = (
+        output.parent / f'.{output.name}.{os.getpid()}.{os.urandom(4).hex()}.partial'
+    )
+    os.mkdir(staging)
+    try:
+        names = _write_files(staging, rows, manifest, unavailable, title)
+        _publish(staging, output, names)
+    finally:
+        # After a successful rename there is nothing left to remove.
+        shutil.rmtree(staging, ignore_errors=True)
+    return [output / name for name in names]
+
+
+def _report_files() -> list[str]:
+    return [
+        REPORT_MARKER,
+        'results.md',
+        'manifest.json',
+        *(f'{metric}.png' for metric in METRIC_LABELS),
+    ]
+
+
+def _publish(staging: pathlib.Path, output: pathlib.Path, names: list[str]) -> None:
+    try:
+        # One rename publishes the whole report into a new or empty folder.
+        os.rename(staging, output)
+        return
+    except OSError:
+        if not output.is_dir():
+            raise
+    marker = output / REPORT_MARKER
+    # Until the new marker is in place the folder holds no report: a run
+    # killed in between leaves nothing that needs --overwrite.
+    marker.unlink(missing_ok=True)
+    for name in _report_files():
+        if name not in names:
+            (output / name).unlink(missing_ok=True)
+    for name in names:
+        if name != REPORT_MARKER:
+            os.replace(staging / name, output / name)
+    os.replace(staging / REPORT_MARKER, marker)
+
+
+def _write_files(
+    folder: pathlib.Path,
+    rows: Sequence[ResultRow],
+    manifest: Mapping[str, Any],
+    unavailable: Mapping[str, str],
+    title: str,
+) -> list[str]:
+    names = [REPORT_MARKER]
+    _write_csv(folder / REPORT_MARKER, rows)
 
     parts = [f'# {title}', '']
     settings = manifest.get('settings', {})
@@ -260,6 +438,9 @@ def write_report(
         ]
     for probe in dict.fromkeys(row.probe for row in rows):
         parts += [f'## {probe} probe', '', markdown_table(rows, probe), '']
+    problems = problems_markdown(rows)
+    if problems:
+        parts += [problems, '']
     comparison = random_init_markdown(rows)
     if comparison:
         parts += [comparison, '']
@@ -267,18 +448,15 @@ def write_report(
         parts += ['## Not run', '']
         parts += [f'- `{name}`: {reason}' for name, reason in unavailable.items()]
         parts.append('')
-    markdown = output / 'results.md'
-    with atomic_output(markdown, overwrite=True) as tmp:
+    with atomic_output(folder / 'results.md', overwrite=True) as tmp:
         tmp.write_text('\n'.join(parts), encoding='utf-8')
-    written.append(markdown)
+    names.append('results.md')
 
     for metric in dict.fromkeys(row.metric for row in rows):
-        chart = output / f'{metric}.png'
-        _write_chart(chart, rows, metric)
-        written.append(chart)
+        _write_chart(folder / f'{metric}.png', rows, metric)
+        names.append(f'{metric}.png')
 
-    manifest_path = output / 'manifest.json'
-    with atomic_output(manifest_path, overwrite=True) as tmp:
+    with atomic_output(folder / 'manifest.json', overwrite=True) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str), encoding='utf-8')
-    written.append(manifest_path)
-    return written
+    names.append('manifest.json')
+    return names

@@ -4,6 +4,12 @@ Every checkpoint among the encoders gets a random-init companion by default
 (``NAME (random init)``, see `random_init_encoder`): the same architecture
 with random weights, evaluated once per seed with the same folds, its metrics
 averaged over the seeds (see `run_benchmark`).
+
+Nothing wrong passes silently: a run whose folds are all too small for a
+meaningful score is refused before anything is evaluated (see
+`low_n_reason`), every row carries a status (``'ok'``, ``'flagged'`` or
+``'failed'``, with the reason, see `Evaluation.assess`), and the report is
+written whole or not at all, and not at all when nothing was evaluated.
 """
 
 import concurrent.futures
@@ -25,7 +31,12 @@ import torch
 from numpy.typing import NDArray
 
 from ..atomic import OutputExistsError
-from .comparison import count_wins, random_init_comparisons, wins_summary
+from .comparison import (
+    count_wins,
+    random_init_comparisons,
+    undecided_summary,
+    wins_summary,
+)
 from .data import continent_of
 from .encoders import (
     BASELINES,
@@ -35,11 +46,17 @@ from .encoders import (
     random_init_name,
     resolve_encoder,
 )
-from .evaluation import Evaluation, evaluate
+from .evaluation import (
+    MIN_TEST_POINTS,
+    MIN_TRAIN_POINTS,
+    Evaluation,
+    evaluate,
+    low_n_reason,
+)
 from .probes import PROBES
-from .report import ResultRow, write_report
+from .report import REPORT_MARKER, ResultRow, write_report
 from .sources import SOURCES, DataUnavailableError, default_cache_dir, download_wheels
-from .splits import SPLITS
+from .splits import SPLITS, make_splits
 from .tasks import PointLabels, get_task, load_points, unavailable_reason
 
 __all__ = ['DEFAULT_NUM_POINTS', 'BenchmarkResult', 'run_benchmark']
@@ -58,6 +75,9 @@ RANDOM_INIT_AVERAGING = (
 
 # (encoder, task, probe, seed of a random-init companion or None).
 _JobKey = tuple[str, str, str, int | None]
+
+# Metric to (mean, std, status, note) of one result row.
+_Assessed = dict[str, tuple[float, float, str, str]]
 
 
 @dataclass
@@ -160,6 +180,154 @@ def _average_over_seeds(
     return averaged
 
 
+def _assess(evaluation: Evaluation) -> _Assessed:
+    """`Evaluation.summary` with each metric's status; failed means are ``nan``."""
+    assessed = {}
+    for metric, (mean, std) in evaluation.summary().items():
+        status, note = evaluation.assess(metric)
+        if status == 'failed':
+            # No number at all: a mean over the folds that did not fail would
+            # not be comparable with the other encoders' means.
+            mean, std = float('nan'), float('nan')
+        assessed[metric] = (mean, std, status, note)
+    return assessed
+
+
+def _combine_seeds(seeds: Sequence[int], per_seed: Sequence[_Assessed]) -> _Assessed:
+    """A random-init companion's row: `_average_over_seeds` plus a status.
+
+    Failed seeds have a ``nan`` mean and so are left out of the averages, as
+    seeds without a finite mean always were; the row is flagged when some
+    seeds failed and failed when all did.
+    """
+    averaged = _average_over_seeds(
+        [{m: (v[0], v[1]) for m, v in assessed.items()} for assessed in per_seed]
+    )
+    combined = {}
+    for metric, (mean, std) in averaged.items():
+        failed = {
+            seed: assessed[metric][3]
+            for seed, assessed in zip(seeds, per_seed, strict=True)
+            if assessed[metric][2] == 'failed'
+        }
+        flags = dict.fromkeys(
+            assessed[metric][3]
+            for assessed in per_seed
+            if assessed[metric][2] == 'flagged'
+        )
+        if len(failed) == len(seeds):
+            reasons = set(failed.values())
+            note = (
+                f'every seed failed ({reasons.pop()})'
+                if len(reasons) == 1
+                else 'every seed failed: '
+                + '; '.join(f'seed {s}: {r}' for s, r in failed.items())
+            )
+            combined[metric] = (float('nan'), float('nan'), 'failed', note)
+            continue
+        notes = [f'seed {seed} failed ({reason})' for seed, reason in failed.items()]
+        if failed:
+            notes.append(
+                f'averaged over {len(seeds) - len(failed)} of {len(seeds)} seeds'
+            )
+        notes += list(flags)
+        status = 'flagged' if notes else 'ok'
+        combined[metric] = (mean, std, status, '; '.join(notes))
+    return combined
+
+
+def _too_small(
+    task_points: dict[str, PointLabels],
+    groups: dict[str, NDArray[np.str_]],
+    split: str,
+    num_folds: int,
+    block_size: float,
+    seed: int,
+) -> tuple[list[str], list[str]]:
+    """Tasks whose folds cannot be made, and tasks whose every fold is low-n.
+
+    The folds are those `evaluate` builds from the same arguments.
+    """
+    unsplittable, small = [], []
+    for name, points in task_points.items():
+        try:
+            folds = make_splits(
+                split,
+                points.coords,
+                k=num_folds,
+                block_size=block_size,
+                seed=seed,
+                groups=groups.get(name),
+            )
+        except ValueError as error:
+            unsplittable.append(f'task {name}: {error}')
+            continue
+        reasons = [
+            low_n_reason(
+                len(fold.train),
+                len(fold.test),
+                len(np.unique(points.labels[fold.train]))
+                if points.kind == 'classification'
+                else None,
+            )
+            for fold in folds
+        ]
+        if all(reasons):
+            sizes = ', '.join(str(len(fold.test)) for fold in folds)
+            small.append(
+                f'task {name}: every fold is too small ({len(points.coords)} '
+                f'points; test points per fold: {sizes}; {folds[0].name}: '
+                f'{reasons[0]})'
+            )
+    return unsplittable, small
+
+
+def _either(options: Sequence[str]) -> str:
+    return (
+        options[0]
+        if len(options) == 1
+        else f'{", ".join(options[:-1])} or {options[-1]}'
+    )
+
+
+def _refuse_small_folds(
+    unsplittable: Sequence[str],
+    small: Sequence[str],
+    split: str,
+    num_points: int,
+    num_folds: int,
+    block_size: float,
+) -> None:
+    """Raise the error of `_too_small`'s findings, with how to fix them."""
+    more = f'more --num-points (now {num_points})'
+    fewer = f'fewer --folds (now {num_folds})'
+    messages = []
+    if unsplittable:
+        if split == 'leave-one-continent-out':
+            fixes = [more, 'another --split']
+        elif split == 'spatial-block':
+            # Bigger blocks would make fewer blocks to share among the folds.
+            fixes = [more, fewer, f'a smaller --block-size (now {block_size:g})']
+        else:
+            fixes = [more, fewer]
+        messages.append(
+            f'cannot make the folds: {"; ".join(unsplittable)}; use {_either(fixes)}'
+        )
+    if small:
+        fixes = [more]
+        if split != 'leave-one-continent-out':
+            fixes.append(fewer)
+        if split == 'spatial-block':
+            fixes.append(f'a bigger --block-size (now {block_size:g})')
+        messages.append(
+            f'too few points per fold for a meaningful score: {"; ".join(small)}. '
+            f'A fold needs at least {MIN_TEST_POINTS} test points, '
+            f'{MIN_TRAIN_POINTS} training points and, for classification, '
+            f'training points of 2 classes; use {_either(fixes)}'
+        )
+    raise ValueError('refusing to run, nothing was evaluated: ' + '. '.join(messages))
+
+
 def _finite_or_none(value: float) -> float | None:
     # Strict JSON has no NaN.
     return value if math.isfinite(value) else None
@@ -203,6 +371,15 @@ def run_benchmark(
     in ``random_init_comparison`` and ``results.md``. Baselines, registered
     encodings and ``ENCODING+NETWORK`` encoders (already random) get none.
 
+    Every row has a ``status`` and a ``note`` (see `ResultRow` and
+    `Evaluation.assess`): ``'failed'`` rows (features that are not finite, a
+    probe that diverged, a metric undefined on every fold) have a ``nan``
+    mean and are never ranked nor counted as a win; ``'flagged'`` rows (folds
+    too small, skipped, or with the metric undefined) keep their mean. A
+    random-init companion whose seeds partly failed averages the others and
+    is flagged. The output folder is written whole or not at all, and not at
+    all when nothing was evaluated.
+
     Args:
         encoders: Encoder specifications (see `resolve_encoder`), evaluated
             after the baselines.
@@ -230,8 +407,10 @@ def run_benchmark(
 
     Raises:
         OutputExistsError: If ``output`` holds a report and not ``overwrite``.
-        ValueError: For an unknown split or probe, or ``random_init_seeds``
-            below 1 with ``random_init``.
+        ValueError: For an unknown split or probe, ``random_init_seeds``
+            below 1 with ``random_init``, or (before anything is evaluated)
+            a task whose folds cannot be made or are all too small for a
+            meaningful score (`low_n_reason`).
     """
     if random_init and random_init_seeds < 1:
         raise ValueError(
@@ -247,7 +426,7 @@ def run_benchmark(
                 f'unknown probe {probe!r}; choose from {", ".join(PROBES)}'
             )
     out = pathlib.Path(output) if output is not None else None
-    if out is not None and (out / 'results.csv').exists() and not overwrite:
+    if out is not None and (out / REPORT_MARKER).exists() and not overwrite:
         raise OutputExistsError(
             f'{out} already holds a benchmark report; pass --overwrite '
             f'(overwrite=True) or choose another output folder'
@@ -276,6 +455,10 @@ def run_benchmark(
                 )
             except DataUnavailableError as error:
                 reason = str(error)
+            except ValueError as error:
+                # Invalid points (see check_point_labels): this task cannot
+                # be scored, the others still can.
+                reason = f'invalid points: {error}'
         if reason is not None:
             unavailable[f'task {name}'] = reason
             print(f'task {name} is unavailable: {reason}', file=sys.stderr)
@@ -289,6 +472,18 @@ def run_benchmark(
             'description': getattr(task, 'description', ''),
             'sources': list(getattr(task, 'sources', ())),
         }
+
+    groups: dict[str, NDArray[np.str_]] = {}
+    if split == 'leave-one-continent-out':
+        groups = {n: continent_of(p.coords, folder) for n, p in task_points.items()}
+    # Before any encoder runs: a refused run costs nothing and writes nothing.
+    unsplittable, small = _too_small(
+        task_points, groups, split, num_folds, block_size, seed
+    )
+    if unsplittable or small:
+        _refuse_small_folds(
+            unsplittable, small, split, num_points, num_folds, block_size
+        )
 
     init_seeds = list(range(seed, seed + random_init_seeds)) if random_init else []
     resolved: list[BenchmarkEncoder] = []
@@ -308,10 +503,6 @@ def run_benchmark(
             )
             companion.info['random_init_of'] = encoder.name
             resolved.append(companion)
-
-    groups: dict[str, NDArray[np.str_]] = {}
-    if split == 'leave-one-continent-out':
-        groups = {n: continent_of(p.coords, folder) for n, p in task_points.items()}
 
     jobs_list: list[tuple[_JobKey, dict[str, Any]]] = []
     dims: dict[tuple[str, str], int] = {}
@@ -370,8 +561,8 @@ def run_benchmark(
     for (encoder_name, name, probe), evaluations in grouped.items():
         points = task_points[name]
         if encoder_name in companions:
-            seed_summaries = [evaluation.summary() for evaluation in evaluations]
-            summary = _average_over_seeds(seed_summaries)
+            seed_summaries = [_assess(evaluation) for evaluation in evaluations]
+            summary = _combine_seeds(init_seeds, seed_summaries)
             per_seed_means.setdefault(encoder_name, {}).setdefault(name, {})[probe] = {
                 metric: [
                     _finite_or_none(seed_summary[metric][0])
@@ -380,8 +571,8 @@ def run_benchmark(
                 for metric in summary
             }
         else:
-            summary = evaluations[0].summary()
-        for metric, (mean, std) in summary.items():
+            summary = _assess(evaluations[0])
+        for metric, (mean, std, status, note) in summary.items():
             rows.append(
                 ResultRow(
                     encoder_name,
@@ -396,6 +587,8 @@ def run_benchmark(
                     len(points.coords),
                     dims[(encoder_name, name)],
                     round(sum(evaluation.seconds for evaluation in evaluations), 3),
+                    status,
+                    note,
                 )
             )
 
@@ -448,9 +641,31 @@ def run_benchmark(
             'per_seed_means': per_seed_means,
         },
         'random_init_comparison': _comparison_manifest(rows),
+        'checks': {
+            'min_test_points': MIN_TEST_POINTS,
+            'min_train_points': MIN_TRAIN_POINTS,
+            'min_train_classes': 2,
+            'rule': 'a fold with fewer test or training points, or '
+            '(classification) training points of a single class, is low-n: '
+            'its rows are flagged; a run where every fold of a task is low-n '
+            'is refused',
+        },
+        'problems': [
+            {
+                'encoder': row.encoder,
+                'task': row.task,
+                'probe': row.probe,
+                'metric': row.metric,
+                'status': row.status,
+                'note': row.note,
+            }
+            for row in rows
+            if row.status != 'ok'
+        ],
     }
     files: list[pathlib.Path] = []
-    if out is not None:
+    # A report of nothing would only make the next run need --overwrite.
+    if out is not None and rows:
         files = write_report(out, rows, manifest, unavailable)
     return BenchmarkResult(rows, unavailable, manifest, files)
 
@@ -460,6 +675,7 @@ def _comparison_manifest(rows: Sequence[ResultRow]) -> dict[str, Any]:
         encoder: {
             'random_init': verdicts[0].random_init,
             'summary': wins_summary(verdicts),
+            'undecided': undecided_summary(verdicts),
             'wins': {
                 probe: {'wins': wins, 'tasks': tasks}
                 for probe, (wins, tasks) in count_wins(verdicts).items()

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from ..atomic import atomic_output
 from . import data
+from .checks import check_point_labels
 from .sources import SOURCES, DataUnavailableError, default_cache_dir, module_available
 
 __all__ = [
@@ -700,6 +701,10 @@ def load_points(
 
     Raises:
         DataUnavailableError: If the task reports itself unavailable.
+        ValueError: If the task returned invalid points (coordinates outside
+            [-180, 180] x [-90, 90] or not finite, targets not finite, class
+            labels that are not integers in ``[0, num_classes)``), naming the
+            bad rows (counted from 0) and their number.
     """
     folder = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
     options = dict(options or {})
@@ -714,12 +719,31 @@ def load_points(
         / 'tasks'
         / f'{name}-n{num_points}-s{seed}-{digest}-v{LABELS_VERSION}.npz'
     )
+    num_classes = getattr(task, 'num_classes', None)
     if path.is_file():
-        return PointLabels.load(path)
+        cached = PointLabels.load(path)
+        # A file cached before points were checked may hold anything.
+        check_point_labels(
+            cached.coords,
+            cached.labels,
+            cached.kind,
+            num_classes,
+            source=f'task {name!r} (cached in {path})',
+        )
+        return cached
     reason = unavailable_reason(task)
     if reason is not None:
         raise DataUnavailableError(f'task {name!r} is unavailable: {reason}')
     coords, labels = task.load(num_points, seed)
+    # Before the casts below, which would turn 1.7 into class 1 and NaN into
+    # an arbitrary integer.
+    check_point_labels(
+        np.asarray(coords),
+        np.asarray(labels),
+        task.task_type,
+        num_classes,
+        source=f'task {name!r}',
+    )
     label_array: NDArray[np.float64] | NDArray[np.int64] = (
         np.asarray(labels, dtype=np.float64)
         if task.task_type == 'regression'

@@ -31,7 +31,10 @@ def register(subparsers: Any) -> None:
         'cross-validation; every checkpoint is compared with the same '
         'architecture randomly initialised, NAME (random init). Writes '
         'results.csv, results.md, a PNG per metric and manifest.json to '
-        '--output.',
+        '--output, whole or not at all. Results that failed (NaN features, a '
+        'diverged probe, an undefined metric) are marked failed and never '
+        'ranked; folds too small for a meaningful score are flagged low-n, '
+        'and a run where every fold of a task is too small is refused.',
     )
     parser.add_argument(
         '--encoders',
@@ -125,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         args: Parsed arguments.
 
     Returns:
-        0 on success, 1 when nothing could be evaluated or the output exists.
+        0 on success (failed or flagged results are reported, not fatal), 1
+        when nothing could be evaluated (then nothing is written), the run is
+        refused (e.g. folds too small) or the output exists.
     """
     from ..atomic import OutputExistsError
     from ..benchmark.runner import run_benchmark
@@ -174,13 +179,20 @@ def run(args: argparse.Namespace) -> int:
         print(f'error: {error}', file=sys.stderr)
         return 1
     if not result.rows:
-        print('error: nothing was evaluated', file=sys.stderr)
+        print('error: nothing was evaluated; no report was written', file=sys.stderr)
         return 1
-    from ..benchmark.report import markdown_table, random_init_markdown
+    from ..benchmark.report import (
+        markdown_table,
+        problems_markdown,
+        random_init_markdown,
+    )
 
     for probe in dict.fromkeys(row.probe for row in result.rows):
         print(f'\n{probe} probe ({args.split})\n')
         print(markdown_table(result.rows, probe))
+    problems = problems_markdown(result.rows)
+    if problems:
+        print(f'\n{problems}')
     comparison = random_init_markdown(result.rows)
     if comparison:
         print(f'\n{comparison}')

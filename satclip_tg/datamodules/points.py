@@ -4,6 +4,13 @@ The points come from a registered downstream task (real data, cached by
 `satclip_tg.benchmark.load_points`) or from a CSV file with columns ``lon``,
 ``lat`` and ``label``. One fold of the benchmark's splits is the test set;
 a random fraction of the remaining points is the validation set.
+
+Bad points are refused, never cast: a CSV file with an empty cell, a
+coordinate that is not a finite number within [-180, 180] x [-90, 90], a
+regression target that is not a finite number, or a class label that is not
+an integer in ``[0, num_classes)`` raises a `ValueError` naming the lines
+(as numbered in the file, the header being line 1), the columns and the
+number of bad rows.
 """
 
 import csv
@@ -17,6 +24,13 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torchgeo.datamodules import NonGeoDataModule
 
+from ..benchmark.checks import (
+    Problem,
+    bad_rows_error,
+    check_point_labels,
+    coordinate_problem,
+    label_problem,
+)
 from ..benchmark.splits import make_splits
 
 __all__ = ['PointLabelDataModule', 'PointLabelDataset', 'read_point_csv']
@@ -57,43 +71,130 @@ class PointLabelDataset(Dataset[dict[str, Tensor]]):
         return {'point': self.points[index], 'label': self.labels[index]}
 
 
+def _number(text: str | None) -> tuple[float | None, str | None]:
+    """A cell as a float, or ``(None, what is wrong)``."""
+    if text is None or not text.strip():
+        return None, 'empty'
+    try:
+        return float(text), None
+    except ValueError:
+        return None, f'{text.strip()!r} is not a number'
+
+
 def read_point_csv(
-    path: str | pathlib.Path, task_type: str
+    path: str | pathlib.Path, task_type: str, num_classes: int | None = None
 ) -> tuple[
     NDArray[np.float64], NDArray[np.float64] | NDArray[np.int64], tuple[str, ...]
 ]:
     """Read a CSV file with columns ``lon``, ``lat`` and ``label``.
 
+    Class labels are either all integers (class indices, ``2.0`` counts as
+    ``2``) or all names (mapped to the index of their sorted unique value);
+    a mix of the two, an empty label, NaN, a fractional or negative index, or
+    an index not below ``num_classes`` is an error.
+
     Args:
         path: The file.
-        task_type: ``'regression'`` (numeric labels) or ``'classification'``
-            (any labels: integers are used as class indices, anything else is
-            mapped to the index of its sorted unique value).
+        task_type: ``'regression'`` (numeric labels) or ``'classification'``.
+        num_classes: The number of classes, if known (classification): class
+            indices must be below it, and names at most that many.
 
     Returns:
-        ``(coords, labels, classes)``; ``classes`` names the class indices.
+        ``(coords, labels, classes)``; ``classes`` names the class indices
+        (for integer labels ``'0'``, ``'1'``, ... up to ``num_classes`` when
+        given, else up to the largest label).
 
     Raises:
-        ValueError: If a column is missing or the file is empty.
+        ValueError: If a column is missing, the file is empty, or cells are
+            bad: the message names the lines (as numbered in the file, the
+            header being line 1), the columns and the number of bad rows.
     """
     with open(path, newline='', encoding='utf-8') as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
+        reader = csv.DictReader(handle)
+        records = [(reader.line_num, record) for record in reader]
+    if not records:
         raise ValueError(f'{path} has no rows')
-    missing = {'lon', 'lat', 'label'} - set(rows[0])
+    missing = {'lon', 'lat', 'label'} - set(records[0][1])
     if missing:
         raise ValueError(f'{path} lacks the column(s) {", ".join(sorted(missing))}')
-    coords = np.array([[float(r['lon']), float(r['lat'])] for r in rows])
-    raw = [r['label'] for r in rows]
+    problems: list[Problem] = []
+    coords = np.zeros((len(records), 2))
+    for row, (line, record) in enumerate(records):
+        for column_index, column in enumerate(('lon', 'lat')):
+            value, what = _number(record[column])
+            if value is not None:
+                what = coordinate_problem(column, value)
+                coords[row, column_index] = value
+            if what is not None:
+                problems.append((line, column, what))
+    labels, classes = _csv_labels(records, task_type, num_classes, problems)
+    if problems:
+        # Sorted by line, as read in the file.
+        problems.sort(key=lambda problem: problem[0])
+        raise bad_rows_error(
+            str(path),
+            problems,
+            'line numbers as in the file, the header being line 1',
+            row_word='line',
+        )
+    if num_classes is not None and len(classes) > num_classes:
+        raise ValueError(
+            f'{path}: {len(classes)} class names but num_classes = {num_classes}'
+        )
+    return coords, labels, classes
+
+
+def _csv_labels(
+    records: list[tuple[int, dict[str, str | None]]],
+    task_type: str,
+    num_classes: int | None,
+    problems: list[Problem],
+) -> tuple[NDArray[np.float64] | NDArray[np.int64], tuple[str, ...]]:
+    """The labels of `read_point_csv`'s records; bad cells go to ``problems``."""
+    parsed = [
+        (line, record['label'], *_number(record['label'])) for line, record in records
+    ]
     if task_type == 'regression':
-        return coords, np.array([float(v) for v in raw]), ()
-    try:
-        indices = np.array([int(v) for v in raw], dtype=np.int64)
-        return coords, indices, tuple(str(i) for i in range(int(indices.max()) + 1))
-    except ValueError:
-        names = tuple(sorted(set(raw)))
-        lookup = {name: i for i, name in enumerate(names)}
-        return coords, np.array([lookup[v] for v in raw], dtype=np.int64), names
+        values = np.zeros(len(records))
+        for row, (line, _, value, what) in enumerate(parsed):
+            if value is not None:
+                what = label_problem(value, task_type)
+                values[row] = value
+            if what is not None:
+                problems.append((line, 'label', what))
+        return values, ()
+    numeric = sum(value is not None for _, _, value, _ in parsed)
+    named = sum(what is not None and what != 'empty' for _, _, _, what in parsed)
+    if numeric >= named:
+        # Class indices: a name among them is a stray value, not a class.
+        indices = np.zeros(len(records), dtype=np.int64)
+        for row, (line, _, value, what) in enumerate(parsed):
+            if value is not None:
+                what = label_problem(value, task_type, num_classes)
+                if what is None:
+                    indices[row] = round(value)
+            elif what != 'empty':
+                what = f'{what}, but the other labels are class indices'
+            if what is not None:
+                problems.append((line, 'label', what))
+        count = num_classes or (int(indices.max()) + 1 if len(indices) else 0)
+        return indices, tuple(str(i) for i in range(count))
+    # Class names. A number among them (NaN too) is a stray value.
+    for line, text, value, what in parsed:
+        if what == 'empty':
+            problems.append((line, 'label', what))
+        elif value is not None:
+            problems.append(
+                (line, 'label', f'{str(text).strip()!r} is a number among class names')
+            )
+    names = tuple(
+        sorted(
+            {str(text) for _, text, _, what in parsed if what not in (None, 'empty')}
+        )
+    )
+    lookup = {name: i for i, name in enumerate(names)}
+    indices = np.array([lookup.get(str(text), 0) for _, text, _, _ in parsed], np.int64)
+    return indices, names
 
 
 class PointLabelDataModule(NonGeoDataModule):
@@ -128,6 +229,7 @@ class PointLabelDataModule(NonGeoDataModule):
         cache_dir: str | None = None,
         batch_size: int = 256,
         num_workers: int = 0,
+        num_classes: int | None = None,
     ) -> None:
         """Initialize the data module.
 
@@ -149,6 +251,10 @@ class PointLabelDataModule(NonGeoDataModule):
             cache_dir: The benchmark cache folder.
             batch_size: Points per batch.
             num_workers: DataLoader workers.
+            num_classes: The number of classes the model predicts
+                (classification), if known: labels must then be below it
+                (the model's ``num_classes``; a clear error here instead of
+                an index error in the loss).
 
         Raises:
             ValueError: If neither or both of ``task`` and ``path`` are given,
@@ -168,6 +274,7 @@ class PointLabelDataModule(NonGeoDataModule):
         self.task = task
         self.path = path
         self.task_type = task_type
+        self.num_classes = num_classes
         self.num_points = num_points
         self.split = split
         self.num_folds = num_folds
@@ -194,9 +301,16 @@ class PointLabelDataModule(NonGeoDataModule):
 
         Returns:
             ``(coords, labels)``; also sets ``task_type`` and ``classes``.
+
+        Raises:
+            ValueError: For bad points or labels not below ``num_classes``,
+                naming the rows (CSV: lines as numbered in the file; a task:
+                rows counted from 0).
         """
         if self.path is not None:
-            coords, labels, classes = read_point_csv(self.path, str(self.task_type))
+            coords, labels, classes = read_point_csv(
+                self.path, str(self.task_type), self.num_classes
+            )
         else:
             from ..benchmark.tasks import load_points
 
@@ -207,6 +321,16 @@ class PointLabelDataModule(NonGeoDataModule):
             self.task_type = (
                 'regression' if points.kind == 'regression' else ('classification')
             )
+            if self.num_classes is not None:
+                # The task's own labels are checked by load_points; this
+                # catches a model configured with fewer classes.
+                check_point_labels(
+                    coords,
+                    labels,
+                    points.kind,
+                    self.num_classes,
+                    source=f'task {self.task!r} with num_classes = {self.num_classes}',
+                )
         self.classes = classes
         return coords, labels
 
