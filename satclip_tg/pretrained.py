@@ -215,13 +215,20 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         The device.
 
     Raises:
-        ValueError: If CUDA is requested but not available.
+        ValueError: If the device is not one, or CUDA is requested but not
+            available.
     """
     if device is None:
         return torch.device('cpu')
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {str(device)!r} is not a device: use 'cpu', 'cuda', "
+            f"'cuda:N' or 'auto'"
+        ) from None
     if resolved.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(
             f'device {str(device)!r} was requested but CUDA is not available; '

@@ -444,3 +444,5 @@ def test_resolve_device(monkeypatch):
     assert resolve_device('auto') == torch.device('cpu')
     with pytest.raises(ValueError, match='CUDA is not available'):
         resolve_device('cuda')
+    with pytest.raises(ValueError, match="'quantum' is not a device"):
+        resolve_device('quantum')

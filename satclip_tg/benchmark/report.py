@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, remove_stale_temporaries, temporary_prefix
 from .comparison import random_init_comparisons, undecided_summary, wins_summary
 from .evaluation import METRICS
 
@@ -374,11 +374,11 @@ def write_report(
         raise ValueError('no results to report: nothing was evaluated')
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    # Staging folders of killed runs (their process is gone) are removed.
+    remove_stale_temporaries(output)
     # os.mkdir (not mkdtemp, which makes it private) gives the folder the
     # permissions a plain mkdir would, as it becomes the output itself.
-    staging = (
-        output.parent / f'.{output.name}.{os.getpid()}.{os.urandom(4).hex()}.partial'
-    )
+    staging = output.parent / f'{temporary_prefix(output)}{os.urandom(4).hex()}.partial'
     os.mkdir(staging)
     try:
         names = _write_files(staging, rows, manifest, unavailable, title)
