@@ -21,6 +21,7 @@ from collections.abc import Iterator
 __all__ = [
     'OutputExistsError',
     'atomic_output',
+    'check_writable',
     'remove_stale_temporaries',
     'temporary_prefix',
 ]
@@ -102,6 +103,44 @@ def remove_stale_temporaries(final: str | os.PathLike[str]) -> list[pathlib.Path
             continue
         removed.append(path)
     return removed
+
+
+def check_writable(path: str | os.PathLike[str], folder: bool = False) -> None:
+    """Fail early, before any work, if an output could not be created.
+
+    The nearest existing folder of ``path`` must be a folder in which a file
+    can be created; this is tried with a temporary file (removed at once),
+    because permission bits say nothing about read-only file systems, ACLs
+    or root.
+
+    Args:
+        path: The output path.
+        folder: The output is a folder (it may exist as one).
+
+    Raises:
+        ValueError: If a file output is a folder, a parent of it is a file,
+            or no file can be created where it goes.
+    """
+    target = pathlib.Path(path).absolute()
+    if target.is_dir() and not folder:
+        raise ValueError(f'output {str(path)!r} is a folder; give a file name')
+    where = target if folder and target.is_dir() else target.parent
+    # Missing folders are created by the write; their existing parent counts.
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise ValueError(f'cannot write {path}: {where} is a file, not a folder')
+    try:
+        handle, name = tempfile.mkstemp(
+            prefix=f'.{target.name}.', suffix='.probe', dir=where
+        )
+    except OSError as error:
+        raise ValueError(
+            f'cannot write {path}: no file can be created in {where} '
+            f'({error.strerror or error})'
+        ) from error
+    os.close(handle)
+    os.unlink(name)
 
 
 @contextlib.contextmanager

@@ -93,3 +93,16 @@ def test_leftovers_of_killed_writers_are_removed(tmp_path) -> None:
     assert not old_style.exists()
     assert running.exists() and recent.exists() and other.exists()
     assert remove_stale_temporaries(tmp_path / 'missing' / 'x') == []
+
+
+def test_check_writable_before_any_work(tmp_path) -> None:
+    from satclip_tg.atomic import check_writable
+
+    check_writable(tmp_path / 'new' / 'deeper' / 'out.csv')
+    check_writable(tmp_path, folder=True)
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(ValueError, match='is a file, not a folder'):
+        check_writable(tmp_path / 'file' / 'out.csv')
+    with pytest.raises(ValueError, match='is a folder'):
+        check_writable(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['file']  # no probe left

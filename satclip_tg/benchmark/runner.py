@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from ..atomic import OutputExistsError
+from ..atomic import OutputExistsError, check_writable
 from .comparison import (
     count_wins,
     random_init_comparisons,
@@ -431,6 +431,9 @@ def run_benchmark(
             f'{out} already holds a benchmark report; pass --overwrite '
             f'(overwrite=True) or choose another output folder'
         )
+    if out is not None:
+        # Before any evaluation: a report that cannot be written would lose it.
+        check_writable(out, folder=True)
     folder = pathlib.Path(cache_dir) if cache_dir else default_cache_dir()
     started = time.perf_counter()
     start_time = datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')

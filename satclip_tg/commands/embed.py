@@ -4,7 +4,6 @@ import argparse
 import os
 import pathlib
 import sys
-import tempfile
 import time
 import warnings
 from typing import Any
@@ -154,40 +153,17 @@ def check_output_absent(path: str, overwrite: bool) -> None:
 
 
 def check_output_writable(path: str | os.PathLike[str]) -> None:
-    """Fail early, before any work, if an output could not be created.
-
-    The nearest existing folder of ``path`` must be a folder in which a file
-    can be created; this is tried with a temporary file (removed at once),
-    because permission bits say nothing about read-only file systems, ACLs
-    or root.
+    """Fail early, before any work, if an output file could not be created.
 
     Args:
         path: The output path.
 
     Raises:
-        ValueError: If ``path`` is a folder, a parent of it is a file, or no
-            file can be created in its folder.
+        ValueError: As `satclip_tg.atomic.check_writable`.
     """
-    target = pathlib.Path(path).absolute()
-    if target.is_dir():
-        raise ValueError(f'output {str(path)!r} is a folder; give a file name')
-    folder = target.parent
-    # Missing folders are created by the write; their existing parent counts.
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ValueError(f'cannot write {path}: {folder} is a file, not a folder')
-    try:
-        handle, name = tempfile.mkstemp(
-            prefix=f'.{target.name}.', suffix='.probe', dir=folder
-        )
-    except OSError as error:
-        raise ValueError(
-            f'cannot write {path}: no file can be created in {folder} '
-            f'({error.strerror or error})'
-        ) from error
-    os.close(handle)
-    os.unlink(name)
+    from ..atomic import check_writable
+
+    check_writable(path)
 
 
 def check_not_input(

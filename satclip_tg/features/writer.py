@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, check_writable
 from ..datasets.s2_100k import SatCLIPImageryDataset
 from ..image.backbones import (
     backbone_digest,
@@ -425,6 +425,10 @@ def _prepare_output(
     """Refuse a folder with another cache or other files; clear it on overwrite."""
     if output.exists() and not output.is_dir():
         raise FeatureCacheError(f'--output {output} exists and is not a folder')
+    try:
+        check_writable(output, folder=True)
+    except ValueError as error:
+        raise FeatureCacheError(str(error)) from None
     existing_path = output / MANIFEST_NAME
     if existing_path.is_file():
         existing = FeatureCacheManifest.read(output)
