@@ -21,8 +21,12 @@ from satclip_tg.datamodules import (
     SatCLIPBatchAugmentation,
     SkipUnreadableCollate,
 )
+from satclip_tg.datamodules.s2_100k import train_val_indices
 from satclip_tg.datasets import UnreadableTileError, UnreadableTileWarning
+from satclip_tg.datasets.s2_100k import TileCheckError
 from satclip_tg.location.coordinates import validate_coordinates
+from satclip_tg.tasks import SatCLIPTask
+from satclip_tg.tasks.satclip import _batch_of_one
 
 FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
 REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 's2-100k-sample'
@@ -283,17 +287,25 @@ def test_crop_larger_than_patch() -> None:
         dm.setup('fit')
 
 
-def test_unreadable_tile(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ('damage', 'check_tiles'), [('garbage', False), ('truncated', True)]
+)
+def test_unreadable_tile(tmp_path: Path, damage: str, check_tiles: bool) -> None:
+    # Errors while loading: a tile the header check does not see (truncated
+    # pixel data), or any bad tile with the check off.
     root = copy_fixture(tmp_path)
     bad = root / 'images' / 'patch_6.tif'
-    bad.write_bytes(b'not a tiff' * 64)
+    if damage == 'garbage':
+        bad.write_bytes(b'not a tiff' * 64)
+    else:
+        bad.write_bytes(bad.read_bytes()[:2000])
 
-    dm = make_dm(root, batch_size=12)
+    dm = make_dm(root, batch_size=12, check_tiles=check_tiles)
     dm.setup('predict')
     with pytest.raises(UnreadableTileError, match=r'patch_6\.tif'):
         next(iter(dm.predict_dataloader()))
 
-    dm = make_dm(root, batch_size=12, skip_unreadable=True)
+    dm = make_dm(root, batch_size=12, skip_unreadable=True, check_tiles=check_tiles)
     dm.setup('predict')
     with pytest.warns(UnreadableTileWarning, match=r'patch_6\.tif'):
         raw = next(iter(dm.predict_dataloader()))
@@ -399,3 +411,186 @@ def test_host_memory_in_flight_is_checked_before_loading(
     unchecked = make_dm(batch_size=4, check_host_memory=False)
     monkeypatch.setattr(module, 'available_memory_bytes', lambda: 1)
     unchecked.setup('fit')
+
+
+def damage(root: Path, rows: list[int]) -> None:
+    """Delete the tile of the first row, write garbage over the others."""
+    (root / 'images' / f'patch_{rows[0]}.tif').unlink()
+    for row in rows[1:]:
+        (root / 'images' / f'patch_{row}.tif').write_bytes(b'not a tiff' * 64)
+
+
+@pytest.mark.parametrize('stage', ['fit', 'validate', 'test', 'predict'])
+def test_setup_reports_every_bad_tile(tmp_path: Path, stage: str) -> None:
+    root = copy_fixture(tmp_path)
+    damage(root, [2, 3, 8])
+    dm = make_dm(root)
+    with pytest.raises(TileCheckError) as info:
+        dm.setup(stage)
+    assert isinstance(info.value, UnreadableTileError)
+    message = str(info.value)
+    assert '3 bad row(s) (1 x missing file, 2 x unreadable header)' in message
+    assert "row 2 'patch_2.tif'" in message
+    assert "row 3 'patch_3.tif'" in message and "row 8 'patch_8.tif'" in message
+    assert 'skip_unreadable: true' in message and 'check_tiles: false' in message
+    assert info.value.report.bad_rows == [2, 3, 8]
+    assert dm.train_dataset is None and dm.predict_dataset is None
+
+
+def test_skip_unreadable_leaves_bad_tiles_out_of_the_same_split(
+    tmp_path: Path,
+) -> None:
+    root = copy_fixture(tmp_path)
+    bad = [2, 3, 8]
+    damage(root, bad)
+    dm = make_dm(root, skip_unreadable=True, val_split_pct=0.25)
+    with pytest.warns(UnreadableTileWarning) as caught:
+        dm.setup('fit')
+    message = str(caught[0].message)
+    assert '3 bad row(s) (1 x missing file, 2 x unreadable header)' in message
+    assert 'left out of every split' in message
+    # The split of all 12 rows, minus the bad ones: each good tile is in the
+    # part it would be in without bad tiles.
+    train, val = train_val_indices(12, 0.25, 0)
+    assert isinstance(dm.train_dataset, Subset)
+    assert isinstance(dm.val_dataset, Subset)
+    assert list(dm.train_dataset.indices) == [i for i in train if i not in bad]
+    assert list(dm.val_dataset.indices) == [i for i in val if i not in bad]
+    batches = list(dm.train_dataloader())
+    assert all(int(b['skipped']) == 0 for b in batches)  # left out, not skipped
+
+    with pytest.warns(UnreadableTileWarning):
+        dm.setup('predict')
+    assert dm.predict_dataset is not None
+    points = torch.cat([b['point'] for b in dm.predict_dataloader()])
+    assert len(points) == 9
+    index = pd.read_csv(root / 'index.csv').drop(index=bad)
+    torch.testing.assert_close(
+        points.double(),
+        torch.tensor(index[['lon', 'lat']].to_numpy()),
+        atol=1e-4,
+        rtol=0,
+    )
+
+
+def test_skip_unreadable_with_a_bad_validation_split(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    _, val = train_val_indices(12, 0.1, 0)
+    damage(root, val)
+    dm = make_dm(root, skip_unreadable=True)
+    with (
+        pytest.warns(UnreadableTileWarning),
+        pytest.raises(ValueError, match='every tile of the validation split'),
+    ):
+        dm.setup('fit')
+
+
+def test_every_tile_bad_fails_even_with_skip_unreadable(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    for path in (root / 'images').iterdir():
+        path.write_bytes(b'not a tiff' * 64)
+    dm = make_dm(root, skip_unreadable=True)
+    with pytest.raises(TileCheckError, match='12 x unreadable header'):
+        dm.setup('fit')
+
+
+def test_check_tiles_false_skips_the_header_check(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    damage(root, [5])
+    dm = make_dm(root, check_tiles=False, batch_size=12)
+    dm.setup('predict')  # the missing tile is found only when loaded
+    with pytest.raises(UnreadableTileError, match=r'patch_5\.tif'):
+        next(iter(dm.predict_dataloader()))
+
+
+def tiny_task(**kwargs: Any) -> SatCLIPTask:
+    return SatCLIPTask(
+        backbone='resnet18',
+        in_channels=13,
+        positional_encoding_args={'legendre_polys': 4},
+        network_args={'hidden_dim': 16, 'num_hidden_layers': 1},
+        embed_dim=8,
+        **kwargs,
+    )
+
+
+def quick_trainer(tmp_path: Path) -> Trainer:
+    return Trainer(
+        accelerator='cpu',
+        fast_dev_run=True,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+
+
+def two_tiles(tmp_path: Path) -> Path:
+    root = copy_fixture(tmp_path)
+    index = pd.read_csv(root / 'index.csv')
+    index.head(2).to_csv(root / 'index.csv', index=False)
+    return root
+
+
+@pytest.mark.parametrize(
+    ('case', 'match'),
+    [('batch_size', 'batch_size is 1'), ('one_tile', 'holds 1 tile per process')],
+)
+def test_batch_of_one_with_trainable_batchnorm_is_refused(
+    tmp_path: Path, case: str, match: str
+) -> None:
+    if case == 'batch_size':
+        dm = make_dm(batch_size=1)
+    else:  # 2 tiles, 1 for validation: a training split of 1 tile
+        dm = make_dm(two_tiles(tmp_path), batch_size=4, val_split_pct=0.5)
+    task = tiny_task(freeze_backbone=False)
+    with pytest.raises(ValueError, match=match) as info:
+        quick_trainer(tmp_path).fit(task, datamodule=dm)
+    message = str(info.value)
+    assert 'BatchNorm' in message
+    assert 'data.init_args.batch_size' in message
+    assert 'model.init_args.freeze_backbone: true' in message
+
+
+def test_batch_of_one_with_a_frozen_backbone_trains(tmp_path: Path) -> None:
+    task = tiny_task(freeze_backbone=True)
+    trainer = quick_trainer(tmp_path)
+    trainer.fit(task, datamodule=make_dm(batch_size=1))
+    assert trainer.state.finished
+
+
+def test_batch_left_with_one_image_is_skipped() -> None:
+    task = tiny_task(freeze_backbone=False)
+    task.train()
+    batch = {
+        'image': torch.rand(1, 13, 16, 16),
+        'point': torch.tensor([[10.0, 20.0]]),
+        'skipped': torch.tensor(3),
+    }
+    with pytest.warns(RuntimeWarning, match='1 image.*others were unreadable'):
+        assert task.training_step(batch, 0) is None
+    assert task.image_encoder.training  # the probe restored the modes
+    frozen = tiny_task(freeze_backbone=True)
+    frozen.train()
+    loss = frozen.training_step(batch, 0)
+    assert loss is not None and not frozen.image_encoder.model.training
+
+
+def test_batch_of_one_causes() -> None:
+    def loader(size: int, batch_size: int, drop_last: bool = False) -> Any:
+        return torch.utils.data.DataLoader(
+            list(range(size)), batch_size=batch_size, drop_last=drop_last
+        )
+
+    assert _batch_of_one(loader(9, 1)) == 'data.init_args.batch_size is 1'
+    assert _batch_of_one(loader(1, 4)) == 'the training split holds 1 tile per process'
+    assert 'last batch of 1' in str(_batch_of_one(loader(9, 4)))
+    assert _batch_of_one(loader(9, 4, drop_last=True)) is None
+    assert _batch_of_one(loader(8, 4)) is None
+    assert _batch_of_one(loader(2, 4)) is None
+
+    class Stream(torch.utils.data.IterableDataset[int]):
+        def __iter__(self) -> Any:
+            return iter(range(3))
+
+    assert _batch_of_one(torch.utils.data.DataLoader(Stream(), batch_size=1)) is None

@@ -15,6 +15,7 @@ from satclip_tg.datasets import (
     UnreadableTileError,
     UnreadableTileWarning,
 )
+from satclip_tg.datasets.s2_100k import TILE_PROBLEMS, TileCheckReport
 
 FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
 REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 's2-100k-sample'
@@ -271,3 +272,189 @@ def test_index_with_spaces_and_missing_file_name(tmp_path: Path) -> None:
     index.to_csv(root / 'index.csv', index=False)
     with pytest.raises(ValueError, match='first is row 2'):
         SatCLIPImageryDataset(root)
+
+
+@pytest.mark.parametrize(
+    ('name', 'reason'),
+    [
+        ('/etc/passwd', 'absolute path'),
+        ('../index.csv', "'..' component"),
+        ('sub/../../x.tif', "'..' component"),
+        ('..\\x.tif', "'..' component"),
+        ('C:\\tiles\\a.tif', 'drive'),
+        ('\\\\server\\share\\a.tif', 'absolute path'),
+        ('.', 'images/ itself'),
+        ('./', 'images/ itself'),
+        ('   ', 'empty name'),
+    ],
+)
+def test_index_file_names_must_stay_inside_images(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    root = copy_fixture(tmp_path)
+    index = pd.read_csv(root / 'index.csv')
+    index.loc[4, 'fn'] = name
+    index.to_csv(root / 'index.csv', index=False)
+    with pytest.raises(ValueError) as info:
+        SatCLIPImageryDataset(root)
+    message = str(info.value)
+    assert '1 of 12 row(s)' in message
+    assert f'row 4 {name.strip()!r}' in message
+    assert reason in message
+    assert 'relative to images/' in message
+
+
+def test_index_names_every_count_and_the_first_bad_rows(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    index = pd.read_csv(root / 'index.csv')
+    for row in range(2, 10):
+        index.loc[row, 'fn'] = f'../escape_{row}.tif'
+    index.to_csv(root / 'index.csv', index=False)
+    with pytest.raises(ValueError) as info:
+        SatCLIPImageryDataset(root)
+    message = str(info.value)
+    assert '8 of 12 row(s)' in message
+    assert "row 2 '../escape_2.tif'" in message
+    assert "row 6 '../escape_6.tif'" in message
+    assert 'escape_7' not in message  # the first 5 are named
+    assert 'and 3 more' in message
+
+
+def test_escaping_first_row_is_refused_not_followed(tmp_path: Path) -> None:
+    # '../index.csv' exists (outside images/): the presence check must not
+    # take it for the first tile, and the index must be refused.
+    root = copy_fixture(tmp_path)
+    index = pd.read_csv(root / 'index.csv')
+    index.loc[0, 'fn'] = '../index.csv'
+    index.to_csv(root / 'index.csv', index=False)
+    with pytest.raises(ValueError, match=r"row 0 '\.\./index\.csv'"):
+        SatCLIPImageryDataset(root)
+
+
+def test_nested_and_dotted_names_inside_images_work(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    (root / 'images' / 'sub').mkdir()
+    (root / 'images' / 'patch_1.tif').rename(root / 'images' / 'sub' / 'patch_1.tif')
+    index = pd.read_csv(root / 'index.csv')
+    index.loc[1, 'fn'] = './sub//patch_1.tif'
+    index.loc[2, 'fn'] = 'sub/../patch_2.tif'  # harmless, but refused: '..'
+    index.to_csv(root / 'index.csv', index=False)
+    with pytest.raises(ValueError, match=r"row 2 'sub/\.\./patch_2\.tif'"):
+        SatCLIPImageryDataset(root)
+    index.loc[2, 'fn'] = 'patch_2.tif'
+    index.to_csv(root / 'index.csv', index=False)
+    ds = SatCLIPImageryDataset(root)
+    assert ds.files[1] == str(root / 'images' / 'sub' / 'patch_1.tif')
+    assert ds[1] is not None
+    assert ds.check_tiles().ok
+
+
+@pytest.mark.parametrize('name', ['patch_1.tif', './patch_1.tif', 'patch_1.tif/'])
+def test_index_repeated_file_names_are_refused(tmp_path: Path, name: str) -> None:
+    root = copy_fixture(tmp_path)
+    index = pd.read_csv(root / 'index.csv')
+    index.loc[7, 'fn'] = name
+    index.to_csv(root / 'index.csv', index=False)
+    with pytest.raises(ValueError) as info:
+        SatCLIPImageryDataset(root)
+    message = str(info.value)
+    assert '1 row(s) repeat the file name of an earlier row' in message
+    assert f'row 7 {name!r} (as row 1)' in message
+
+
+def write_tile(path: Path, bands: int = 12, size: int = 32, dtype: str = 'uint16'):
+    with rasterio.open(
+        path,
+        'w',
+        driver='GTiff',
+        dtype=dtype,
+        count=bands,
+        height=size,
+        width=size,
+        crs='EPSG:32633',
+        transform=from_origin(500000, 5000000, 10, 10),
+    ) as dst:
+        dst.write(np.ones((bands, size, size), dtype=dtype))
+
+
+def damage_fixture(root: Path) -> None:
+    """Rows 2 missing, 3 garbage, 5 three bands, 7 16x16, 9 float32, 10 both."""
+    images = root / 'images'
+    (images / 'patch_2.tif').unlink()
+    (images / 'patch_3.tif').write_bytes(b'not a tiff' * 64)
+    write_tile(images / 'patch_5.tif', bands=3)
+    write_tile(images / 'patch_7.tif', size=16)
+    write_tile(images / 'patch_9.tif', dtype='float32')
+    write_tile(images / 'patch_10.tif', size=16, dtype='float32')
+
+
+def test_check_tiles_reports_every_bad_row_at_once(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    damage_fixture(root)
+    ds = SatCLIPImageryDataset(root)
+    report = ds.check_tiles()
+    assert isinstance(report, TileCheckReport)
+    assert not report.ok
+    assert report.tiles == 12
+    assert report.counts() == {
+        'missing': 1,
+        'unreadable': 1,
+        'bands': 1,
+        'size': 2,
+        'dtype': 2,
+    }
+    assert report.bad_rows == [2, 3, 5, 7, 9, 10]
+    assert report.image_shape == (12, 32, 32) and report.dtype == 'uint16'
+    assert [p.row for p in report.problems['size']] == [7, 10]
+    assert report.problems['missing'][0].fn == 'patch_2.tif'
+    assert 'RasterioIOError' in report.problems['unreadable'][0].detail
+    assert report.problems['bands'][0].detail == '3 band(s), not 12'
+    assert report.problems['dtype'][0].detail == 'float32, not uint16'
+    summary = report.summary()
+    assert '6 bad row(s)' in summary
+    for label in TILE_PROBLEMS.values():
+        assert label in summary
+    assert "missing file (1): row 2 'patch_2.tif'" in summary
+    assert "other size (2): row 7 'patch_7.tif' (16x16, not 32x32), row 10" in summary
+    assert '12 band(s) of 32x32 uint16 pixels' in summary
+    # Sequential and threaded checks agree.
+    assert ds.check_tiles(max_workers=1).problems == report.problems
+    with pytest.raises(ValueError, match='max_workers'):
+        ds.check_tiles(max_workers=0)
+
+
+def test_check_tiles_reads_headers_only(tmp_path: Path) -> None:
+    # A truncated tile has an intact header: the check passes it, and
+    # loading it still raises the per-tile error naming the file.
+    root = copy_fixture(tmp_path)
+    path = root / 'images' / 'patch_4.tif'
+    path.write_bytes(path.read_bytes()[:2000])
+    ds = SatCLIPImageryDataset(root)
+    report = ds.check_tiles()
+    assert report.ok, report.summary()
+    assert report.summary().endswith('all fine')
+    with pytest.raises(UnreadableTileError, match=r'patch_4\.tif'):
+        ds[4]
+
+
+def test_check_tiles_takes_the_most_common_header(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    write_tile(root / 'images' / 'patch_0.tif', size=16)
+    ds = SatCLIPImageryDataset(root)
+    assert ds.patch_size == (16, 16)  # lazily, from the first tile
+    report = ds.check_tiles()
+    assert report.bad_rows == [0]  # not rows 1-11
+    assert ds.patch_size == (32, 32)
+    sample = ds[1]
+    assert sample is not None and sample['image'].shape == (12, 32, 32)
+
+
+def test_check_tiles_many_bad_rows_are_counted_in_full(tmp_path: Path) -> None:
+    root = copy_fixture(tmp_path)
+    for i in range(1, 12):
+        (root / 'images' / f'patch_{i}.tif').unlink()
+    report = SatCLIPImageryDataset(root).check_tiles()
+    assert report.counts()['missing'] == 11
+    assert 'missing file (11)' in report.summary()
+    assert 'and 6 more' in report.summary()
+    assert 'and 8 more' in report.summary(shown=3)

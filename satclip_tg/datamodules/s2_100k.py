@@ -7,11 +7,14 @@ augmentation runs batched on the accelerator, in TorchGeo's
 ``test_aug`` / ``predict_aug`` callables (`SatCLIPBatchAugmentation`), a
 chunk of the batch at a time.
 
-At setup the module works out the host memory its loaders hold in flight and
-fails before loading anything when that exceeds what the machine has.
+At setup the module reads the header of every tile (`check_tiles`) and
+reports every missing, unreadable or odd tile at once, and works out the host
+memory its loaders hold in flight; it fails before loading anything when
+either is wrong.
 """
 
 import math
+import warnings
 from collections.abc import Sized
 from dataclasses import dataclass
 
@@ -20,7 +23,11 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
 
-from ..datasets.s2_100k import SatCLIPImageryDataset
+from ..datasets.s2_100k import (
+    SatCLIPImageryDataset,
+    TileCheckError,
+    UnreadableTileWarning,
+)
 from ..resources import HostMemoryError, available_memory_bytes, format_bytes
 from ..transforms.augmentation import B10_INDEX, SatCLIPBatchAugmentation
 
@@ -160,6 +167,18 @@ class S2100KDataModule(NonGeoDataModule):
     * ``test`` and ``predict``: the whole data set (S2-100K has no test split;
       use them to embed every tile or location).
 
+    Bad tiles. At setup (every stage) the header of every tile is read
+    (`SatCLIPImageryDataset.check_tiles`: file present, readable, same band
+    count, size and dtype; no pixels), and all bad rows are reported at once
+    with a `TileCheckError`. With ``skip_unreadable`` they are reported as an
+    `UnreadableTileWarning` instead and left out of every split: the split
+    is made over all rows as above and the bad rows are then dropped from
+    each part, so every good tile stays in the part it would be in if no tile
+    were bad (and in the part `CachedFeatureDataModule` puts it in). The
+    check costs about 0.2-0.3 ms per local tile (19 s for 100,000 tiles,
+    measured; on every rank under DDP) and more on network file systems;
+    ``check_tiles=False`` skips it.
+
     Batches from the loaders (host memory) hold the tiles in their on-disk
     dtype; after `on_after_batch_transfer` (on the device)::
 
@@ -200,6 +219,7 @@ class S2100KDataModule(NonGeoDataModule):
         prefetch_factor: int = 2,
         augmentation_chunk_size: int = 256,
         check_host_memory: bool = True,
+        check_tiles: bool = True,
     ) -> None:
         """Initialize a new S2100KDataModule instance.
 
@@ -235,6 +255,11 @@ class S2100KDataModule(NonGeoDataModule):
                 processes at once; bounds its working memory.
             check_host_memory: Fail at setup when the loaders would hold more
                 host memory than is available.
+            check_tiles: Read every tile's header at setup and fail (or with
+                ``skip_unreadable``, warn and leave them out) listing every
+                missing, unreadable or odd tile at once. About 0.2-0.3 ms per
+                local tile; switch off for very large data on slow file
+                systems.
 
         Raises:
             ValueError: If an argument is out of range.
@@ -278,6 +303,7 @@ class S2100KDataModule(NonGeoDataModule):
         self.prefetch_factor = prefetch_factor
         self.augmentation_chunk_size = augmentation_chunk_size
         self.check_host_memory = check_host_memory
+        self.check_tiles = check_tiles
 
         self.train_aug = SatCLIPBatchAugmentation(
             crop_size=crop_size,
@@ -387,6 +413,39 @@ class S2100KDataModule(NonGeoDataModule):
             f'skip this check.'
         )
 
+    def _bad_tiles(self, dataset: SatCLIPImageryDataset) -> set[int]:
+        """Check every tile's header; fail, or warn and return the bad rows.
+
+        Args:
+            dataset: The data set.
+
+        Returns:
+            Rows to leave out (only with ``skip_unreadable``; else empty).
+
+        Raises:
+            TileCheckError: If a tile is bad and ``skip_unreadable`` is off,
+                or if no tile is good.
+        """
+        if not self.check_tiles:
+            return set()
+        report = dataset.check_tiles()
+        if report.ok:
+            return set()
+        if not self.skip_unreadable or len(report.bad_rows) == report.tiles:
+            raise TileCheckError(
+                f'{report.summary()}\nFix or remove these rows of index.csv, or '
+                f'set data.init_args.skip_unreadable: true to leave them out '
+                f'(data.init_args.check_tiles: false skips this check)',
+                report,
+            )
+        warnings.warn(
+            f'{report.summary()}\nskip_unreadable is set: these '
+            f'{len(report.bad_rows)} tile(s) are left out of every split',
+            UnreadableTileWarning,
+            stacklevel=3,
+        )
+        return set(report.bad_rows)
+
     def setup(self, stage: str) -> None:
         """Create the data set and, for fit/validate, the train/val split.
 
@@ -394,21 +453,40 @@ class S2100KDataModule(NonGeoDataModule):
             stage: Either 'fit', 'validate', 'test', or 'predict'.
 
         Raises:
+            TileCheckError: If tiles are missing, unreadable or of another
+                band count, size or dtype (without ``skip_unreadable``).
             ValueError: If the images do not suit ``insert_zero_b10`` or
                 ``crop_size``, or if the split leaves a part empty.
             HostMemoryError: If the loaders would not fit into host memory.
         """
         dataset = SatCLIPImageryDataset(**self.kwargs)
+        bad = self._bad_tiles(dataset)
         self.check_images(dataset)
         self._check_host_memory(dataset)
         self.collate_fn = SkipUnreadableCollate(dataset.image_shape, dataset.dtype)
         if stage in ('fit', 'validate'):
             train, val = train_val_indices(len(dataset), self.val_split_pct, self.seed)
+            # Dropping the bad rows after the split (not splitting the good
+            # ones) keeps every good tile in the part it is in without them.
+            train = [i for i in train if i not in bad]
+            val = [i for i in val if i not in bad]
+            for part, rows in (('training', train), ('validation', val)):
+                if not rows and (part == 'training' or self.val_split_pct > 0):
+                    raise ValueError(
+                        f'every tile of the {part} split of {self.root} is bad '
+                        f'(left out with skip_unreadable); fix the tiles or '
+                        f'change val_split_pct or seed'
+                    )
             self.train_dataset = Subset(dataset, train)
             self.val_dataset = Subset(dataset, val) if val else None
         else:
-            self.test_dataset = dataset
-            self.predict_dataset = dataset
+            every: Dataset[Sample] = dataset
+            if bad:
+                every = Subset(
+                    dataset, [i for i in range(len(dataset)) if i not in bad]
+                )
+            self.test_dataset = every
+            self.predict_dataset = every
 
     def _dataloader_factory(self, split: str) -> DataLoader[Sample]:
         """Create the DataLoader of one split.

@@ -10,17 +10,25 @@ The on-disk layout is that of S2-100K::
 that any imagery in this layout works (any file names, any band count, any
 constant patch size), bad rows of ``index.csv`` are reported precisely, and a
 corrupt tile either raises an error naming the file or, on request, is skipped.
+`SatCLIPImageryDataset.check_tiles` reads the header of every tile (no
+pixels) and reports every missing, unreadable or odd tile at once.
 """
 
+import os
 import pathlib
+import time
 import warnings
-from collections.abc import Callable
-from typing import Any, Literal
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 import rasterio
 import torch
+from rasterio.errors import NotGeoreferencedWarning
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, S2100k
 from torchgeo.datasets.utils import Path, Sample
@@ -28,14 +36,53 @@ from torchgeo.datasets.utils import Path, Sample
 from ..location.coordinates import validate_coordinates
 
 __all__ = [
+    'TILE_PROBLEMS',
     'SatCLIPDatasetNotFoundError',
     'SatCLIPImageryDataset',
+    'TileCheckError',
+    'TileCheckReport',
+    'TileProblem',
     'UnreadableTileError',
     'UnreadableTileWarning',
 ]
 
 #: Columns that ``index.csv`` must have.
 INDEX_COLUMNS = ('fn', 'lon', 'lat')
+
+#: Rows named per problem in messages about bad rows (the count is always
+#: given in full).
+SHOWN_ROWS = 5
+
+#: What `SatCLIPImageryDataset.check_tiles` reports, in report order.
+TILE_PROBLEMS: Mapping[str, str] = {
+    'missing': 'missing file',
+    'unreadable': 'unreadable header',
+    'bands': 'other band count',
+    'size': 'other size',
+    'dtype': 'other data type',
+}
+
+# File names in ``index.csv`` that would leave ``images/``. Backslashes count
+# as separators too, so that an index is refused on every platform, not only
+# on the one where it escapes.
+_FILE_NAME_PROBLEMS = (
+    ('an absolute path or drive', r'^(?:[/\\]|[A-Za-z]:)'),
+    ("a '..' component", r'(?:^|[/\\])\.\.(?:[/\\]|\Z)'),
+    ('images/ itself', r'^(?:\.?[/\\]+)*\.?\Z'),
+)
+
+# Tiles per task of the header check's thread pool: large enough that the
+# per-task overhead (a rasterio.Env) is small next to ~0.5 ms per header.
+_HEADER_CHUNK = 256
+
+# How header reads open a tile. By default GDAL lists the tile's folder for
+# sidecar files on each open (S2-100K has 100,000 tiles in one) and reads the
+# georeferencing, which rasterio turns into a CRS (a PROJ database lookup);
+# the check needs neither, and they are 85% of the cost of an open (1.2 ms ->
+# 0.18 ms per tile, measured in a folder of 100,000 tiles). The configuration
+# is per thread (rasterio.Env), so loading is unaffected.
+_HEADER_ENV = {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR'}
+_HEADER_OPEN_OPTIONS = {'GEOREF_SOURCES': 'NONE'}
 
 
 def _describe(error: BaseException) -> str:
@@ -58,6 +105,177 @@ def _describe(error: BaseException) -> str:
     return ' <- '.join(parts)
 
 
+def _some_rows(rows: Sequence[str], shown: int = SHOWN_ROWS) -> str:
+    """Join the first few row descriptions, saying how many are left out.
+
+    Args:
+        rows: One description per bad row, e.g. ``"row 4 '../a.tif'"``.
+        shown: How many to show.
+
+    Returns:
+        ``'row 4 ..., row 9 ... and 12 more'``.
+    """
+    text = ', '.join(rows[:shown])
+    if len(rows) > shown:
+        text += f' and {len(rows) - shown} more'
+    return text
+
+
+def _file_name_problems(names: 'pd.Series[str]') -> list[str]:
+    """Say, for each file name, why it does not name a file inside images/.
+
+    Checks the text only: symbolic links inside ``images/`` are followed on
+    purpose (a folder of links into a shared store is a common layout).
+
+    Args:
+        names: Stripped file names from column fn of ``index.csv``.
+
+    Returns:
+        One entry per name: ``''`` if it is fine, else the reason.
+    """
+    reasons = np.where(names == '', 'an empty name', '').astype(object)
+    for reason, pattern in _FILE_NAME_PROBLEMS:
+        hit = names.str.contains(pattern, regex=True).to_numpy(dtype=bool)
+        reasons[hit & (reasons == '')] = reason
+    return [str(r) for r in reasons]
+
+
+class _Header(NamedTuple):
+    """What `SatCLIPImageryDataset.check_tiles` reads of a tile."""
+
+    bands: int
+    height: int
+    width: int
+    dtype: str
+
+
+def _read_headers(paths: Sequence[str]) -> list[_Header | tuple[str, str]]:
+    """Read the header of each tile: band count, size and dtype; no pixels.
+
+    Args:
+        paths: Paths of the tiles.
+
+    Returns:
+        For each path its `_Header`, or ``(problem, detail)`` with problem
+        ``'missing'`` or ``'unreadable'`` (keys of `TILE_PROBLEMS`).
+    """
+    headers: list[_Header | tuple[str, str]] = []
+    with rasterio.Env(**_HEADER_ENV):
+        for path in paths:
+            try:
+                with rasterio.open(path, **_HEADER_OPEN_OPTIONS) as src:
+                    if not src.count:  # e.g. a container of subdatasets
+                        headers.append(('unreadable', 'no raster bands'))
+                        continue
+                    headers.append(
+                        _Header(
+                            int(src.count),
+                            int(src.height),
+                            int(src.width),
+                            str(src.dtypes[0]),
+                        )
+                    )
+            # GDAL reports bad files with several exception types (and
+            # drivers with their own); every one of them means "unreadable".
+            except Exception as error:
+                problem = 'unreadable' if os.path.isfile(path) else 'missing'
+                headers.append((problem, _describe(error)))
+    return headers
+
+
+@dataclass(frozen=True)
+class TileProblem:
+    """One bad row found by `SatCLIPImageryDataset.check_tiles`.
+
+    Attributes:
+        row: Row of ``index.csv``, counted from 0 (header excluded).
+        fn: Its file name.
+        detail: What was found: the error, or the odd value.
+    """
+
+    row: int
+    fn: str
+    detail: str
+
+    def describe(self) -> str:
+        """Return ``"row 3 'a.tif' (detail)"``."""
+        return f'row {self.row} {self.fn!r} ({self.detail})'
+
+
+@dataclass(frozen=True)
+class TileCheckReport:
+    """What `SatCLIPImageryDataset.check_tiles` found.
+
+    Attributes:
+        root: The data set's ``images/`` folder.
+        tiles: Number of tiles checked (rows of ``index.csv``).
+        image_shape: (bands, height, width) of the data set: that of the most
+            common header (ties: the earliest row); None if no tile is
+            readable.
+        dtype: Pixel dtype of the data set, likewise (e.g. ``'uint16'``).
+        problems: For each key of `TILE_PROBLEMS`, the bad rows in row
+            order. A tile with several odd values (e.g. size and dtype) is
+            listed under each.
+        seconds: Time the check took.
+    """
+
+    root: str
+    tiles: int
+    image_shape: tuple[int, int, int] | None
+    dtype: str | None
+    problems: Mapping[str, tuple[TileProblem, ...]]
+    seconds: float
+
+    @property
+    def bad_rows(self) -> list[int]:
+        """Rows of ``index.csv`` with at least one problem, sorted."""
+        return sorted({p.row for found in self.problems.values() for p in found})
+
+    @property
+    def ok(self) -> bool:
+        """Whether every tile is present and has the data set's header."""
+        return not any(self.problems.values())
+
+    def counts(self) -> dict[str, int]:
+        """Number of bad rows per problem (keys of `TILE_PROBLEMS`)."""
+        return {key: len(self.problems.get(key, ())) for key in TILE_PROBLEMS}
+
+    def summary(self, shown: int = SHOWN_ROWS) -> str:
+        """Describe the result: counts per problem and the first bad rows of each.
+
+        Args:
+            shown: Rows shown per problem.
+
+        Returns:
+            One line when every tile is fine, else one line per problem.
+        """
+        head = (
+            f'checked the headers of {self.tiles} tile(s) in {self.root} in '
+            f'{self.seconds:.2f} s'
+        )
+        if self.ok:
+            return f'{head}: all fine'
+        counts = self.counts()
+        found = ', '.join(
+            f'{counts[key]} x {label}'
+            for key, label in TILE_PROBLEMS.items()
+            if counts[key]
+        )
+        lines = [f'{head}: {len(self.bad_rows)} bad row(s) ({found})']
+        if self.image_shape is not None:
+            bands, height, width = self.image_shape
+            lines[0] += (
+                f'; the data set has {bands} band(s) of {height}x{width} '
+                f'{self.dtype} pixels (the most common header)'
+            )
+        for key, label in TILE_PROBLEMS.items():
+            if counts[key]:
+                rows = [p.describe() for p in self.problems[key]]
+                lines.append(f'  {label} ({counts[key]}): {_some_rows(rows, shown)}')
+        lines.append('  (rows of index.csv counted from 0)')
+        return '\n'.join(lines)
+
+
 class UnreadableTileError(RuntimeError):
     """Raised when an image tile cannot be read or has an unexpected shape.
 
@@ -69,6 +287,27 @@ class UnreadableTileError(RuntimeError):
 
 class UnreadableTileWarning(UserWarning):
     """Warning issued (once per file) when an unreadable tile is skipped."""
+
+
+class TileCheckError(UnreadableTileError):
+    """Raised when `SatCLIPImageryDataset.check_tiles` finds bad tiles.
+
+    It is an `UnreadableTileError`, so existing ``except`` clauses keep
+    working.
+
+    Attributes:
+        report: The full result, with every bad row.
+    """
+
+    def __init__(self, message: str, report: TileCheckReport) -> None:
+        """Initialize a new TileCheckError instance.
+
+        Args:
+            message: What went wrong and what to do.
+            report: The result of the check.
+        """
+        super().__init__(message)
+        self.report = report
 
 
 class SatCLIPDatasetNotFoundError(DatasetNotFoundError):
@@ -111,11 +350,15 @@ class SatCLIPImageryDataset(S2100k):
     * the data counts as present when ``index.csv`` exists and the first file
       it lists exists in ``images/`` (TorchGeo looks for ``patch_0.tif``), so
       any file names work; otherwise TorchGeo's download logic is used;
-    * ``index.csv`` is validated: required columns, and finite longitudes in
-      [-180, 180] and latitudes in [-90, 90];
+    * ``index.csv`` is validated: required columns, finite longitudes in
+      [-180, 180] and latitudes in [-90, 90], and file names that are
+      relative paths inside ``images/`` (not empty, not absolute, no ``..``
+      component), each listed once;
     * any band count and any patch size (constant over the data set) work;
       `bands` and `patch_size` are read lazily from the metadata
       of the first readable tile;
+    * `check_tiles` reads the header of every tile (no pixels) and reports
+      every missing, unreadable or odd tile at once;
     * samples hold ``image`` (C, H, W) with the raw pixel values in the
       tiles' own dtype (TorchGeo's reader converts to float32; uint16 keeps
       S2-100K at half the memory, and the data module converts on the
@@ -154,9 +397,10 @@ class SatCLIPImageryDataset(S2100k):
 
         Raises:
             ValueError: If ``mode`` is invalid, if ``index.csv`` is not a CSV
-                file, has no rows or lacks one of the columns fn, lon, lat, or
-                if a file name or coordinate is missing, or a coordinate is
-                non-numeric, non-finite or out of range.
+                file, has no rows or lacks one of the columns fn, lon, lat, if
+                a file name is missing, empty, absolute, has a ``..``
+                component or repeats an earlier row's, or if a coordinate is
+                missing, non-numeric, non-finite or out of range.
             DatasetNotFoundError: If the data is not found and ``download`` is
                 False (a `SatCLIPDatasetNotFoundError`).
         """
@@ -171,7 +415,10 @@ class SatCLIPImageryDataset(S2100k):
         )
         index_path = self.root / 'index.csv'
         self.index = self._validate_index(self.index, index_path)
-        self.files = [str(self.root / 'images' / fn) for fn in self.index['fn']]
+        names = self._validate_file_names(self.index['fn'], index_path)
+        # os.path.join, not pathlib: 20x faster at 100,000 rows.
+        images = str(self.root / 'images')
+        self.files = [os.path.join(images, name) for name in names]
         self.points = torch.as_tensor(
             self.index[['lon', 'lat']].to_numpy(dtype=np.float64),
             dtype=torch.float32,
@@ -225,12 +472,63 @@ class SatCLIPImageryDataset(S2100k):
             raise ValueError(f'{path}: {error} (rows counted from 0)') from None
         return index
 
+    @staticmethod
+    def _validate_file_names(names: 'pd.Series[str]', path: pathlib.Path) -> list[str]:
+        """Check that each file name is a relative path inside images/, once.
+
+        A name such as ``../../x.tif`` or ``/etc/x.tif`` would read (and
+        report) files outside the data root. A repeated name is refused too:
+        the tile would count twice in an epoch, could be its own negative in
+        a contrastive batch, and could land in both the training and the
+        validation split.
+
+        Args:
+            names: Column fn, stripped.
+            path: Path of ``index.csv``, for the error messages.
+
+        Returns:
+            The names, normalised (``a//./b.tif`` -> ``a/b.tif``).
+
+        Raises:
+            ValueError: Naming how many rows are bad and the first few
+                (row and value).
+        """
+        reasons = _file_name_problems(names)
+        bad = [
+            f'row {row} {name!r} ({reason})'
+            for row, (name, reason) in enumerate(zip(names, reasons, strict=True))
+            if reason
+        ]
+        if bad:
+            raise ValueError(
+                f'{path}: {len(bad)} of {len(names)} row(s) have a file name in '
+                f'column fn that is not a relative path inside '
+                f'{path.parent / "images"}: {_some_rows(bad)} (rows counted from '
+                f'0); file names must be relative to images/ and stay inside it'
+            )
+        normalised = [os.path.normpath(name) for name in names]
+        first_row: dict[str, int] = {}
+        repeated: list[str] = []
+        for row, (name, key) in enumerate(zip(names, normalised, strict=True)):
+            first = first_row.setdefault(key, row)
+            if first != row:
+                repeated.append(f'row {row} {name!r} (as row {first})')
+        if repeated:
+            raise ValueError(
+                f'{path}: {len(repeated)} row(s) repeat the file name of an '
+                f'earlier row: {_some_rows(repeated)} (rows counted from 0); list '
+                f'each tile once (a repeated tile counts twice per epoch and can '
+                f'be in both the training and the validation split)'
+            )
+        return normalised
+
     def _first_listed_file(self) -> pathlib.Path | None:
         """Return the path of the first image listed in ``index.csv``.
 
         Returns:
             ``root/images/<fn>`` of the first row, or None when the index is
-            empty or has no ``fn`` column (validated later, with a message).
+            empty, has no ``fn`` column, or its first file name would leave
+            ``images/`` (all validated later, with a message).
 
         Raises:
             ValueError: If ``index.csv`` cannot be parsed as CSV.
@@ -245,7 +543,11 @@ class SatCLIPImageryDataset(S2100k):
         head.columns = [str(c).strip() for c in head.columns]
         if 'fn' not in head.columns or head.empty:
             return None
-        return self.root / 'images' / str(head['fn'].iloc[0]).strip()
+        first = str(head['fn'].iloc[0]).strip()
+        # Do not even look at a path outside the data root.
+        if _file_name_problems(pd.Series([first]))[0]:
+            return None
+        return self.root / 'images' / first
 
     def _verify(self) -> None:
         """Verify that the data is present, downloading it if allowed.
@@ -306,7 +608,7 @@ class SatCLIPImageryDataset(S2100k):
         """Shape (bands, height, width) of every image in the data set.
 
         Read once from the metadata of the first readable tile (cheap: no
-        pixels are decoded).
+        pixels are decoded), or set by `check_tiles` to the most common one.
 
         Raises:
             UnreadableTileError: If the first tile cannot be read (or, with
@@ -356,6 +658,90 @@ class SatCLIPImageryDataset(S2100k):
     def patch_size(self) -> tuple[int, int]:
         """Height and width of the images in pixels (256 x 256 for S2-100K)."""
         return self.image_shape[1], self.image_shape[2]
+
+    def check_tiles(self, max_workers: int | None = None) -> TileCheckReport:
+        """Check every tile's header: present, readable, same bands, size, dtype.
+
+        Opens each file listed in ``index.csv`` and reads its header (band
+        count, height, width, dtype; no pixels), so that bad tiles are found
+        all at once before training rather than one by one while loading.
+        The data set's shape and dtype are taken from the most common header
+        (ties: the earliest row) and become `image_shape` and `dtype`, so
+        that one odd first tile does not make every other tile look odd.
+
+        Cost: about 0.2-0.3 ms per tile for local files in the page cache
+        (measured: 19 s for 100,000 tiles in one folder, 0.27 ms for a real
+        S2-100K tile), mostly holding the GIL, so threads add little there;
+        on network file systems or a cold cache a header read waits on I/O
+        and the ``max_workers`` threads overlap those waits. Pixels are not
+        decoded, so a tile whose data (not header) is corrupt still raises
+        `UnreadableTileError` (or is skipped) when it is loaded.
+
+        Args:
+            max_workers: Threads reading headers; default ``min(8, CPUs)``.
+
+        Returns:
+            The report: counts per problem and every bad row.
+
+        Raises:
+            ValueError: If ``max_workers`` is less than 1.
+        """
+        if max_workers is None:
+            max_workers = min(8, os.cpu_count() or 1)
+        if max_workers < 1:
+            raise ValueError(f'max_workers must be at least 1, got {max_workers}')
+        started = time.perf_counter()
+        chunks = [
+            self.files[i : i + _HEADER_CHUNK]
+            for i in range(0, len(self.files), _HEADER_CHUNK)
+        ]
+        with warnings.catch_warnings():
+            # Headers are read without georeferencing (see _HEADER_OPEN_OPTIONS),
+            # so that rasterio would warn about every tile.
+            warnings.simplefilter('ignore', NotGeoreferencedWarning)
+            if max_workers == 1 or len(chunks) == 1:
+                parts = [_read_headers(chunk) for chunk in chunks]
+            else:
+                with ThreadPoolExecutor(max_workers, 'tile-check') as pool:
+                    parts = list(pool.map(_read_headers, chunks))
+        headers = [header for part in parts for header in part]
+
+        counts = Counter(h for h in headers if isinstance(h, _Header))
+        reference = counts.most_common(1)[0][0] if counts else None
+        problems: dict[str, list[TileProblem]] = {key: [] for key in TILE_PROBLEMS}
+        names = self.index['fn'].tolist()
+        for row, header in enumerate(headers):
+            fn = str(names[row])
+            if not isinstance(header, _Header):
+                problems[header[0]].append(TileProblem(row, fn, header[1]))
+                continue
+            assert reference is not None  # a readable header exists
+            if header.bands != reference.bands:
+                detail = f'{header.bands} band(s), not {reference.bands}'
+                problems['bands'].append(TileProblem(row, fn, detail))
+            if (header.height, header.width) != (reference.height, reference.width):
+                detail = (
+                    f'{header.height}x{header.width}, not '
+                    f'{reference.height}x{reference.width}'
+                )
+                problems['size'].append(TileProblem(row, fn, detail))
+            if header.dtype != reference.dtype:
+                detail = f'{header.dtype}, not {reference.dtype}'
+                problems['dtype'].append(TileProblem(row, fn, detail))
+
+        image_shape = None
+        if reference is not None:
+            image_shape = (reference.bands, reference.height, reference.width)
+            self._image_shape = image_shape
+            self._dtype = np.dtype(reference.dtype)
+        return TileCheckReport(
+            root=str(self.root / 'images'),
+            tiles=len(headers),
+            image_shape=image_shape,
+            dtype=None if reference is None else reference.dtype,
+            problems={key: tuple(found) for key, found in problems.items()},
+            seconds=time.perf_counter() - started,
+        )
 
     def _warn(self, path: str, error: Exception) -> None:
         """Warn, once per file and process, that a tile is skipped.

@@ -2,7 +2,7 @@
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, cast
 
 import torch
@@ -10,6 +10,7 @@ from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch import Tensor, nn
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import DataLoader
 from torchgeo.tasks import BaseTask
 from torchmetrics import CatMetric
 
@@ -93,7 +94,10 @@ class SatCLIPTask(BaseTask):
             in_channels: Number of image bands the backbone takes (13 for the
                 SSL4EO-S12 weights: S2-100K's 12 bands plus an empty B10).
             freeze_backbone: Train only the projection to ``embed_dim``; the
-                frozen backbone stays in eval mode.
+                frozen backbone stays in eval mode. A backbone with BatchNorm
+                that trains needs training batches of at least 2 images:
+                fitting with batches of 1 fails at the start of training
+                with a `ValueError` naming the settings to change.
             positional_encoding: Registered positional encoding name.
             positional_encoding_args: Its hyperparameters, e.g.
                 ``{'legendre_polys': 40}``.
@@ -245,6 +249,24 @@ class SatCLIPTask(BaseTask):
         self._count_skipped(batch)
         if len(batch['point']) == 0:
             return None
+        if len(batch['point']) == 1 and 'image' in batch and self._batchnorm_trains():
+            # Reached when unreadable tiles shrank a batch to one image, or
+            # with a loader whose batch sizes `on_train_start` cannot tell:
+            # BatchNorm would fail on it, and a contrastive batch of one has
+            # no negatives, so the step would teach nothing anyway.
+            skipped = batch.get('skipped')
+            why = (
+                'the others were unreadable tiles'
+                if skipped is not None and int(skipped.sum())
+                else 'from the training loader'
+            )
+            warnings.warn(
+                f'skipped a training batch of 1 image ({why}): the BatchNorm '
+                f'layers of the backbone train and need at least 2 images',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
         image_embeddings, location_embeddings = self._embed_pair(batch)
         scale = self._logit_scale()
         loss: Tensor = self.criterion(image_embeddings, location_embeddings, scale)
@@ -252,6 +274,58 @@ class SatCLIPTask(BaseTask):
         self.log('train_loss', loss, batch_size=batch_size, prog_bar=True)
         self.log('logit_scale', scale.detach(), batch_size=batch_size)
         return loss
+
+    def _batchnorm_trains(self) -> bool:
+        """Whether the image encoder normalises with batch statistics in training.
+
+        True for BatchNorm layers in train mode, or without running
+        statistics; a frozen `ImageEncoder` keeps its backbone in eval mode.
+        The modes are probed by switching the encoder to train mode and back,
+        so that plugin backbones that keep layers in eval mode count right.
+
+        Returns:
+            Whether a training batch of one image would fail in BatchNorm.
+        """
+        modes = [(module, module.training) for module in self.image_encoder.modules()]
+        try:
+            self.image_encoder.train()
+            return any(
+                isinstance(module, nn.modules.batchnorm._BatchNorm)
+                and (module.training or module.running_mean is None)
+                for module in self.image_encoder.modules()
+            )
+        finally:
+            for module, mode in modes:
+                module.training = mode
+
+    def on_train_start(self) -> None:
+        """Refuse settings that give training batches of one image with BatchNorm.
+
+        BatchNorm layers that train fail on a batch of one image ("Expected
+        more than 1 value per channel when training") wherever their feature
+        map is 1x1, and even where they do not fail, one image gives no
+        meaningful batch statistics and a contrastive batch without negatives.
+        A frozen backbone (eval mode) is fine with batches of 1.
+
+        Raises:
+            ValueError: If a training loader yields a batch of 1 and a
+                BatchNorm layer of the image encoder trains.
+        """
+        causes = [
+            cause
+            for loader in _dataloaders(self.trainer.train_dataloader)
+            if (cause := _batch_of_one(loader)) is not None
+        ]
+        if causes and self._batchnorm_trains():
+            raise ValueError(
+                f'training would see batches of 1 image ({causes[0]}), but the '
+                f'{self.hparams["backbone"]} backbone has BatchNorm layers that '
+                f'train, which fail on (or learn nothing from) one image. Set '
+                f'data.init_args.batch_size to at least 2 and give the training '
+                f'split at least 2 tiles per device (more data, or a smaller '
+                f'val_split_pct), or set model.init_args.freeze_backbone: true '
+                f'(a frozen backbone keeps BatchNorm in eval mode)'
+            )
 
     def _count_skipped(self, batch: dict[str, Tensor]) -> None:
         skipped = batch.get('skipped')
@@ -438,6 +512,53 @@ class SatCLIPTask(BaseTask):
                 'state_dict_prefix': 'location_encoder.',
             },
         }
+
+
+def _dataloaders(loaders: object) -> list[DataLoader[Any]]:
+    """The DataLoaders in what `Trainer.train_dataloader` holds.
+
+    Args:
+        loaders: A DataLoader, or a list or dict of them (nested), or None.
+
+    Returns:
+        The DataLoaders, flattened.
+    """
+    if isinstance(loaders, DataLoader):
+        return [loaders]
+    if isinstance(loaders, Mapping):
+        loaders = list(loaders.values())
+    if isinstance(loaders, Sequence) and not isinstance(loaders, str):
+        return [found for item in loaders for found in _dataloaders(item)]
+    return []
+
+
+def _batch_of_one(loader: DataLoader[Any]) -> str | None:
+    """Say why a DataLoader yields a batch of 1 in each epoch, if it does.
+
+    Args:
+        loader: A training DataLoader (its sampler is per process under DDP).
+
+    Returns:
+        The reason, or None when no batch has 1 sample (or sizes are unknown,
+        e.g. for an iterable data set or a custom batch sampler).
+    """
+    batch_size = loader.batch_size
+    try:
+        samples = len(loader.sampler)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    if batch_size is None or samples == 0:
+        return None
+    if batch_size == 1:
+        return 'data.init_args.batch_size is 1'
+    if loader.drop_last or samples % batch_size != 1:
+        return None
+    if samples == 1:
+        return 'the training split holds 1 tile per process'
+    return (
+        f'{samples} training samples per process in batches of {batch_size} '
+        f'leave a last batch of 1'
+    )
 
 
 def _is_norm(module: nn.Module, parameter_name: str) -> bool:
