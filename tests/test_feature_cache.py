@@ -468,3 +468,16 @@ def test_ranks_share_out_every_unfinished_shard_once(cached: Path) -> None:
         (cached / 'hidden.npy').rename(cached / 'features-00001.npy')
         writer._trainer = None
     assert taken == [1]  # only the missing shard, by exactly one rank
+
+
+def test_missing_tiles_are_reported_before_caching(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / 'data'
+    shutil.copytree(FIXTURE, data, ignore=shutil.ignore_patterns('*.py'))
+    (data / 'images' / 'patch_7.tif').unlink()
+    config = write_config(tmp_path / 'live.yaml', root=str(data))
+    assert cache(config, tmp_path / 'features') == 1
+    err = capsys.readouterr().err
+    assert 'patch_7.tif' in err and 'missing' in err
+    assert not (tmp_path / 'features').exists()

@@ -413,7 +413,7 @@ class S2100KDataModule(NonGeoDataModule):
             f'skip this check.'
         )
 
-    def _bad_tiles(self, dataset: SatCLIPImageryDataset) -> set[int]:
+    def bad_tiles(self, dataset: SatCLIPImageryDataset) -> set[int]:
         """Check every tile's header; fail, or warn and return the bad rows.
 
         Args:
@@ -460,7 +460,7 @@ class S2100KDataModule(NonGeoDataModule):
             HostMemoryError: If the loaders would not fit into host memory.
         """
         dataset = SatCLIPImageryDataset(**self.kwargs)
-        bad = self._bad_tiles(dataset)
+        bad = self.bad_tiles(dataset)
         self.check_images(dataset)
         self._check_host_memory(dataset)
         self.collate_fn = SkipUnreadableCollate(dataset.image_shape, dataset.dtype)

@@ -3,6 +3,8 @@
 from .s2_100k import (
     SatCLIPDatasetNotFoundError,
     SatCLIPImageryDataset,
+    TileCheckError,
+    TileCheckReport,
     UnreadableTileError,
     UnreadableTileWarning,
 )
@@ -10,6 +12,8 @@ from .s2_100k import (
 __all__ = [
     'SatCLIPDatasetNotFoundError',
     'SatCLIPImageryDataset',
+    'TileCheckError',
+    'TileCheckReport',
     'UnreadableTileError',
     'UnreadableTileWarning',
 ]

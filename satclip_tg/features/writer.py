@@ -77,6 +77,9 @@ class LiveTileSource(Protocol):
     def check_images(self, dataset: SatCLIPImageryDataset) -> None:
         """Check a data set's band count and patch size against the settings."""
 
+    def bad_tiles(self, dataset: SatCLIPImageryDataset) -> set[int]:
+        """Check every tile's header; fail, or warn and return the bad rows."""
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -555,6 +558,9 @@ def cache_features(
     started = time.perf_counter()
     out = pathlib.Path(output)
     tiles = SatCLIPImageryDataset(**datamodule.kwargs)
+    # Missing or odd tiles are reported before any work; with skip_unreadable
+    # they get NaN features and are left out when training.
+    datamodule.bad_tiles(tiles)
     datamodule.check_images(tiles)
     manifest = build_manifest(
         task,
