@@ -481,3 +481,12 @@ def test_missing_tiles_are_reported_before_caching(
     err = capsys.readouterr().err
     assert 'patch_7.tif' in err and 'missing' in err
     assert not (tmp_path / 'features').exists()
+
+
+def test_band_mismatch_is_refused_before_caching(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path / 'live.yaml', model={'in_channels': 3})
+    assert cache(config, tmp_path / 'features') == 1
+    assert 'produces 13-band images' in capsys.readouterr().err
+    assert not (tmp_path / 'features').exists()

@@ -359,6 +359,22 @@ def _check_task(task: pl.LightningModule) -> nn.Module:
     return image_encoder
 
 
+def _check_bands(
+    task: pl.LightningModule, datamodule: LiveTileSource, tiles: SatCLIPImageryDataset
+) -> None:
+    """The bands the data module produces must be those the backbone takes."""
+    produced = tiles.bands + (1 if datamodule.insert_zero_b10 else 0)
+    expected = int(_hparams(task).get('in_channels', produced))
+    if produced != expected:
+        raise FeatureCacheError(
+            f'the data module produces {produced}-band images ({tiles.bands} bands '
+            f'in {datamodule.root}'
+            + (' plus the inserted B10' if datamodule.insert_zero_b10 else '')
+            + f'), but the backbone takes {expected} (model.init_args.in_channels); '
+            f'make them agree'
+        )
+
+
 def build_manifest(
     task: pl.LightningModule,
     datamodule: LiveTileSource,
@@ -562,6 +578,7 @@ def cache_features(
     # they get NaN features and are left out when training.
     datamodule.bad_tiles(tiles)
     datamodule.check_images(tiles)
+    _check_bands(task, datamodule, tiles)
     manifest = build_manifest(
         task,
         datamodule,
