@@ -11,6 +11,10 @@ from satclip_tg.commands.errors import summarise_config_error, user_error_messag
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / 'configs' / 'demo.yaml')
+# A config whose model builds without any prepared data (unlike the demo's
+# MOSAIKS backbone, which draws its filters from data/bluemarble-demo).
+RESNET = str(ROOT / 'configs' / 'sh_l10_resnet18.yaml')
+NO_WEIGHTS = '--model.init_args.backbone_weights=null'
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -27,12 +31,16 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     [
         (['--model.init_args.lrr', '0.1'], "Option 'lrr' is not accepted"),
         (['--trainer.max_epochs', 'abc'], 'trainer.max_epochs: Expected'),
-        (['--data.init_args.batch_size', '0'], 'batch_size must be at least 1'),
+        (
+            [NO_WEIGHTS, '--data.init_args.batch_size', '0'],
+            'batch_size must be at least 1',
+        ),
         (['--model.init_args.backbone', 'resnet1888'], "Did you mean 'resnet18'"),
     ],
 )
 def test_config_errors_are_one_message_with_the_key(extra, expected, capsys) -> None:
-    assert main(['fit', f'--config={DEMO}', *extra]) == 1
+    config = RESNET if NO_WEIGHTS in extra else DEMO
+    assert main(['fit', f'--config={config}', *extra]) == 1
     message = one_error_line(capsys)
     assert expected in message
     assert len(message.splitlines()) <= 4
