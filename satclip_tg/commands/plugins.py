@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
         'plugins',
         help='list registered components (built-ins and installed plugins)',
         description='List every registered component: kind, name, providing '
-        'distribution and version.',
+        'distribution and version. Image backbones also accept any timm model '
+        'name (timm.list_models()), which is not listed.',
     )
     parser.add_argument(
         '--kind', choices=list(COMPONENT_KINDS), help='only list this kind'

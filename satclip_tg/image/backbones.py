@@ -4,7 +4,8 @@ A backbone maps ``(B, C, H, W)`` images to ``(B, embed_dim)`` embeddings: a
 timm network whose classifier is replaced by a trainable linear projection.
 The three built-ins are the SSL4EO-S12 architectures of the released models
 (``resnet18``, ``resnet50``, ``vit_small_patch16_224``); plugins add more
-through the ``satclip_tg_image_backbones`` hook.
+through the ``satclip_tg_image_backbones`` hook, and any other timm model name
+is built the same way on demand (`satclip_tg.image.timm_models`).
 """
 
 import hashlib
@@ -80,6 +81,14 @@ class ImageEncoder(nn.Module):
             num_classes=num_outputs,
             **timm_args,
         )
+        get_classifier: Any = self.model.get_classifier
+        if not isinstance(get_classifier(), nn.Module):
+            # e.g. distilled DeiTs: two heads whose outputs are averaged.
+            raise ValueError(
+                f'timm model {model_name!r} has no single classifier layer to '
+                f'replace by the projection, so it cannot be an image backbone; '
+                f'choose another architecture'
+            )
         if weights is not None:
             load_backbone_weights(self.model, model_name, in_channels, weights)
         if freeze:
@@ -114,8 +123,13 @@ class ImageEncoder(nn.Module):
     @property
     def feature_dim(self) -> int:
         """Width of the pooled features that enter the projection."""
+        # Not always timm's ``num_features``: MobileNetV3 and others apply a
+        # head layer after pooling, whose width is ``head_hidden_size``.
+        projection = self.projection
+        if isinstance(projection, nn.Linear):
+            return projection.in_features
         model: Any = self.model
-        return int(model.num_features)
+        return int(getattr(model, 'head_hidden_size', None) or model.num_features)
 
     def encode_features(self, images: Tensor) -> Tensor:
         """The pooled features before the projection (what the feature cache keeps).
@@ -317,17 +331,7 @@ def load_backbone_weights(
                 f"'ResNet18_Weights.SENTINEL2_ALL_MOCO'); use null for random "
                 f'initialisation'
             ) from None
-        meta = weight.meta
-        if meta.get('model') != model_name:
-            raise ValueError(
-                f'weights {weights} are for a {meta.get("model")} backbone, '
-                f'not {model_name}'
-            )
-        if meta.get('in_chans') != in_channels:
-            raise ValueError(
-                f'weights {weights} expect {meta.get("in_chans")} input bands, '
-                f'but in_channels is {in_channels}'
-            )
+        _check_torchgeo_weights(weights, weight.meta, model_name, in_channels)
         state = weight.get_state_dict(progress=True)
         source = f'TorchGeo weights {weights}'
     classifier = _classifier_keys(model)
@@ -339,6 +343,38 @@ def load_backbone_weights(
         raise ValueError(
             f'{source} does not fit a {model_name} backbone with {in_channels} '
             f'bands: missing keys {missing[:5]}, unexpected keys {unexpected[:5]}'
+        )
+
+
+def _check_torchgeo_weights(
+    weights: str, meta: Mapping[str, Any], model_name: str, in_channels: int
+) -> None:
+    from timm.models import get_arch_name, is_model
+
+    architecture = meta.get('model')
+    # A pretrained tag ('resnet50.a1_in1k') only picks timm's default
+    # configuration; the architecture is what the weights must fit.
+    if architecture != get_arch_name(model_name):
+        fix = (
+            f'set the backbone to {architecture!r}'
+            if isinstance(architecture, str) and is_model(architecture)
+            else 'they are not for a timm architecture, so they cannot be '
+            'loaded into an image backbone here'
+        )
+        raise ValueError(
+            f'weights {weights} are for a {architecture} backbone, not '
+            f'{model_name}: {fix}'
+        )
+    expected = meta.get('in_chans')
+    if expected != in_channels:
+        # TorchGeo's classification task would drop the pretrained first
+        # layer and train a random one instead; a frozen backbone cannot train
+        # it, so a clear refusal is better than silently useless features.
+        raise ValueError(
+            f'weights {weights} expect {expected} input bands, but in_channels '
+            f'is {in_channels}: set in_channels to {expected} and give the '
+            f'backbone data with those bands (S2-100K has 12 bands, 13 with '
+            f'insert_zero_b10), or choose weights for {in_channels} bands'
         )
 
 

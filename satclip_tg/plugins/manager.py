@@ -318,6 +318,11 @@ class Registry:
         Returns:
             The component.
 
+        An image backbone that no built-in or plugin registers, but whose name
+        timm knows, is built around that timm architecture (see
+        `satclip_tg.image.timm_models`); it is not listed by `names` or
+        `components`, and a registered name always wins.
+
         Raises:
             UnknownComponentError: If no component of that kind has that name;
                 the message lists the available names and close matches.
@@ -325,14 +330,48 @@ class Registry:
         table = self._collect(kind)
         if name in table:
             return table[name]
+        unregistered = _unregistered_component(kind, name)
+        if unregistered is not None:
+            return unregistered
         label = COMPONENT_KINDS[kind][1]
         available = ', '.join(table) or '(none)'
-        close = difflib.get_close_matches(name, list(table), n=3)
+        candidates = [*table, *_unregistered_names(kind)]
+        close = list(dict.fromkeys(difflib.get_close_matches(name, candidates, n=3)))
         suggestion = f' Did you mean {" or ".join(map(repr, close))}?' if close else ''
+        beyond = _unregistered_hint(kind)
         raise UnknownComponentError(
-            f'unknown {label} {name!r}.{suggestion} Available: {available}. '
+            f'unknown {label} {name!r}.{suggestion} Available: {available}'
+            f'{", " + beyond if beyond else ""}. '
             f'Plugins add more: see `satclip-tg plugins`.'
         )
+
+
+def _unregistered_component(kind: ComponentKind, name: str) -> Component | None:
+    # Only image backbones accept names beyond the registry: timm's.
+    if kind != 'image_backbone':
+        return None
+    from ..image.timm_models import TIMM_PROVIDER, timm_factory, timm_version
+
+    factory = timm_factory(name)
+    if factory is None:
+        return None
+    return Component(kind, name, factory, TIMM_PROVIDER, 'timm', timm_version())
+
+
+def _unregistered_names(kind: ComponentKind) -> tuple[str, ...]:
+    if kind != 'image_backbone':
+        return ()
+    from ..image.timm_models import timm_model_names
+
+    return timm_model_names()
+
+
+def _unregistered_hint(kind: ComponentKind) -> str:
+    if kind != 'image_backbone':
+        return ''
+    from ..image.timm_models import TIMM_HINT
+
+    return TIMM_HINT
 
 
 def _check_api_version(plugin: object, name: str) -> None:
