@@ -122,7 +122,7 @@ VARIANTS: dict[str, tuple[str, int, list[str]]] = {
         'MOSAIKS K = 64',
         8,
         _model(
-            backbone_args={
+            model_args={
                 'num_filters': 64,
                 'kernel_size': 3,
                 'patches_from': 'data/bluemarble-demo',
@@ -134,7 +134,7 @@ VARIANTS: dict[str, tuple[str, int, list[str]]] = {
         'MOSAIKS K = 1024',
         8,
         _model(
-            backbone_args={
+            model_args={
                 'num_filters': 1024,
                 'kernel_size': 3,
                 'patches_from': 'data/bluemarble-demo',

@@ -143,8 +143,8 @@ def _peak_memory() -> str:
 def task(sizes: Sizes) -> SatCLIPTask:
     pl.seed_everything(0, verbose=False)
     return SatCLIPTask(
-        backbone=sizes.backbone,
-        backbone_weights=None,
+        model=sizes.backbone,
+        weights=None,
         in_channels=13,
         freeze_backbone=True,
         positional_encoding='sphericalharmonics',
@@ -268,9 +268,11 @@ def _ddp_worker(rank: int, world: int, port: int, batch: int, result: Any) -> No
     locations = torch.randn(world * batch, 256, generator=generator).cuda()
     scale = torch.tensor(1 / 0.07, device='cuda')
     rows = slice(rank * batch, (rank + 1) * batch)
-    gathered = ClipLoss(gather_negatives=True)(images[rows], locations[rows], scale)
+    gathered = ClipLoss(gather_across_processes=True)(
+        images[rows], locations[rows], scale
+    )
     if rank == 0:
-        whole = ClipLoss(gather_negatives=False)(images, locations, scale)
+        whole = ClipLoss(gather_across_processes=False)(images, locations, scale)
         result.put((float(gathered), float(whole)))
     dist.destroy_process_group()
 

@@ -149,8 +149,8 @@ LIVE = [
     '--data.init_args.scale=10000',
     '--data.init_args.insert_zero_b10=true',
     '--data.init_args.num_workers=0',
-    '--model.init_args.backbone=resnet18',
-    '--model.init_args.backbone_args={}',
+    '--model.init_args.model=resnet18',
+    '--model.init_args.model_args={}',
     '--model.init_args.in_channels=13',
     '--trainer.fast_dev_run=true',
     '--trainer.enable_progress_bar=false',
@@ -425,16 +425,19 @@ def cases() -> list[Case]:
         ),
         Case(
             'fit batch size 0',
-            ['fit', f'--config={DEMO}', '--data.init_args.batch_size=0'],
+            ['fit', *LIVE, '--data.init_args.batch_size=0'],
+            copy_fixture,
         ),
         Case(
             'fit unknown backbone',
-            ['fit', f'--config={DEMO}', '--model.init_args.backbone=resnet1888'],
+            ['fit', *LIVE, '--model.init_args.model=resnet1888'],
+            copy_fixture,
         ),
-        Case('fit bad devices', ['fit', f'--config={DEMO}', '--trainer.devices=abc']),
+        Case('fit bad devices', ['fit', *LIVE, '--trainer.devices=abc'], copy_fixture),
         Case(
             'fit unavailable accelerator',
-            ['fit', f'--config={DEMO}', '--trainer.accelerator=cuda'],
+            ['fit', *LIVE, '--trainer.accelerator=cuda'],
+            copy_fixture,
         )
         if not torch.cuda.is_available()
         else None,

@@ -63,8 +63,8 @@ S2_100K_TILES = 100_000
 EPOCHS = 500
 
 TASK = {
-    'backbone': 'resnet18',
-    'backbone_weights': None,
+    'model': 'resnet18',
+    'weights': None,
     'in_channels': 13,
     'freeze_backbone': True,
     'positional_encoding': 'sphericalharmonics',

@@ -363,7 +363,7 @@ def check_image_backbone(
         image_size: Height and width of the test images; small images keep the
             check fast, but the backbone must accept them.
         backbone_args: Further keyword arguments of the factory (the
-            ``backbone_args`` of the pretraining task).
+            ``model_args`` of the pretraining task).
 
     Raises:
         AssertionError: Describing the first property that fails.

@@ -14,7 +14,7 @@ DEMO = str(ROOT / 'configs' / 'demo.yaml')
 # A config whose model builds without any prepared data (unlike the demo's
 # MOSAIKS backbone, which draws its filters from data/bluemarble-demo).
 RESNET = str(ROOT / 'configs' / 'sh_l10_resnet18.yaml')
-NO_WEIGHTS = '--model.init_args.backbone_weights=null'
+NO_WEIGHTS = '--model.init_args.weights=null'
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -35,7 +35,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
             [NO_WEIGHTS, '--data.init_args.batch_size', '0'],
             'batch_size must be at least 1',
         ),
-        (['--model.init_args.backbone', 'resnet1888'], "Did you mean 'resnet18'"),
+        (['--model.init_args.model', 'resnet1888'], "Did you mean 'resnet18'"),
     ],
 )
 def test_config_errors_are_one_message_with_the_key(extra, expected, capsys) -> None:
@@ -49,7 +49,7 @@ def test_config_errors_are_one_message_with_the_key(extra, expected, capsys) -> 
 def test_a_typo_gets_a_close_match(capsys) -> None:
     assert main(['fit', f'--config={DEMO}', '--model.init_args.lrr', '0.1']) == 1
     message = one_error_line(capsys)
-    assert message.startswith('error: model (satclip_tg.tasks.SatCLIPTask)')
+    assert message.startswith('error: model (satclip_tg.tasks.SatCLIPPretraining)')
     assert "did you mean 'lr'?" in message
 
 

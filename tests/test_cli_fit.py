@@ -30,12 +30,12 @@ def fast_args(tmp_path, crop_size: int) -> list[str]:
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda path: path.stem)
 def test_every_config_passes_fast_dev_run(config, tmp_path, offline_weights) -> None:
     text = config.read_text()
-    assert 'S2100KDataModule' in text and 'SatCLIPTask' in text
+    assert 'S2100KDataModule' in text and 'SatCLIPPretraining' in text
     # The fixture tiles are 32 x 32: the ViT is built for that input size, and
     # its (mocked) pretrained position embeddings are resampled to match.
     args = ['fit', f'--config={config}', *fast_args(tmp_path, 32)]
     if 'vit' in config.stem:
-        args.append('--model.init_args.backbone_args={"img_size": 32}')
+        args.append('--model.init_args.model_args={"img_size": 32}')
     assert main(args) == 0
 
 
@@ -51,7 +51,7 @@ def test_short_real_run_lowers_the_loss_and_checkpoints(tmp_path) -> None:
         f'--trainer.default_root_dir={tmp_path}',
         '--trainer.logger=CSVLogger',
         f'--trainer.logger.save_dir={tmp_path}',
-        '--model.init_args.backbone_weights=null',
+        '--model.init_args.weights=null',
         '--model.init_args.lr=0.003',
         '--model.init_args.network_args='
         '{"hidden_dim": 64, "num_hidden_layers": 2, "dropout": 0.0}',
@@ -86,7 +86,7 @@ def test_torchgeo_cli_accepts_the_task_and_datamodule(tmp_path) -> None:
     torchgeo_main(
         [
             'fit',
-            '--model.class_path=satclip_tg.tasks.SatCLIPTask',
+            '--model.class_path=satclip_tg.tasks.SatCLIPPretraining',
             '--model.init_args.in_channels=13',
             '--model.init_args.positional_encoding_args={"legendre_polys": 4}',
             '--model.init_args.network_args={"hidden_dim": 16, "num_hidden_layers": 1}',
@@ -101,9 +101,9 @@ def test_plugin_component_names_work_in_yaml(tmp_path) -> None:
     config.write_text(
         """
 model:
-  class_path: SatCLIPTask
+  class_path: SatCLIPPretraining
   init_args:
-    backbone: resnet18
+    model: resnet18
     in_channels: 13
     positional_encoding: wrap
     network: fcnet
@@ -124,7 +124,7 @@ def test_live_configs_fit_one_node_with_8_gpus_and_1_tb(config) -> None:
 
     document = yaml.safe_load(config.read_text())
     assert document['trainer']['devices'] == 8
-    assert document['model']['init_args']['gather_negatives'] is True
+    assert document['model']['init_args']['gather_distributed'] is True
     dm = S2100KDataModule(**document['data']['init_args'])
     assert 8 * dm.batch_size == 8192  # the released contrastive batch, gathered
     s2_sample = 12 * 256 * 256 * 2 + 8

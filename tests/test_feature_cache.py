@@ -30,8 +30,8 @@ from satclip_tg.transforms import seeded_views
 FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
 
 TASK_ARGS: dict[str, Any] = {
-    'backbone': 'resnet18',
-    'backbone_weights': None,
+    'model': 'resnet18',
+    'weights': None,
     'in_channels': 13,
     'freeze_backbone': True,
     'positional_encoding': 'sphericalharmonics',
@@ -55,7 +55,7 @@ def write_config(path: Path, model: dict[str, Any] | None = None, **data: Any) -
         'seed_everything': 0,
         'trainer': {'accelerator': 'cpu', 'devices': 1, 'precision': '32-true'},
         'model': {
-            'class_path': 'satclip_tg.tasks.SatCLIPTask',
+            'class_path': 'satclip_tg.tasks.SatCLIPPretraining',
             'init_args': {**TASK_ARGS, **(model or {})},
         },
         'data': {
@@ -414,9 +414,9 @@ def test_checkpoint_of_a_cached_run(cached: Path, tmp_path: Path) -> None:
 
 def test_task_backbone_must_match_the_cache(cached: Path) -> None:
     dm = CachedFeatureDataModule(features=str(cached), batch_size=4)
-    other = SatCLIPTask(**{**TASK_ARGS, 'backbone': 'resnet50'})
+    other = SatCLIPTask(**{**TASK_ARGS, 'model': 'resnet50'})
     trainer = pl.Trainer(accelerator='cpu', max_steps=1, logger=False)
-    with pytest.raises(FeatureCacheError, match="backbone: cache 'resnet18'"):
+    with pytest.raises(FeatureCacheError, match="model: cache 'resnet18'"):
         trainer.fit(other, datamodule=dm)
     pl.seed_everything(1)  # same architecture, other random weights
     reseeded = SatCLIPTask(**TASK_ARGS)

@@ -331,12 +331,12 @@ def test_in_the_pretraining_task(rgb_source: pathlib.Path) -> None:
     from satclip_tg.tasks import SatCLIPTask
 
     task = SatCLIPTask(
-        backbone='mosaiks',
+        model='mosaiks',
         in_channels=3,
         embed_dim=8,
         positional_encoding_args={'legendre_polys': 4},
         network_args={'hidden_dim': 16, 'num_hidden_layers': 1},
-        backbone_args={'num_filters': 8, 'patches_from': str(rgb_source)},
+        model_args={'num_filters': 8, 'patches_from': str(rgb_source)},
     )
     trainable = {
         name for name, p in task.image_encoder.named_parameters() if p.requires_grad

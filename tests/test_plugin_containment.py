@@ -336,7 +336,7 @@ def test_library_and_commands_work_beside_every_hostile_plugin(tmp_path) -> None
         assert 'friendly_net' in satclip_tg.list_networks()
 
         # What fit builds from the YAML names.
-        SatCLIPTask(backbone='resnet18', network='friendly_net', embed_dim=8)
+        SatCLIPTask(model='resnet18', network='friendly_net', embed_dim=8)
 
         tmp = {str(tmp_path)!r}
         model = torchgeo_model(legendre_polys=3, capacity=8, embed_dim=8)

@@ -399,7 +399,7 @@ def fit_args(tmp_path, *overrides: str) -> list[str]:
         f'--trainer.default_root_dir={tmp_path}',
         f'--data.init_args.root={FIXTURE}',
         '--data.init_args.num_workers=0',
-        '--model.init_args.backbone_weights=null',
+        '--model.init_args.weights=null',
         *overrides,
     ]
 
@@ -417,7 +417,7 @@ def fit_args(tmp_path, *overrides: str) -> list[str]:
             "unknown location network 'sirne'. Did you mean 'siren'?",
         ),
         (
-            '--model.init_args.backbone=resnet81',
+            '--model.init_args.model=resnet81',
             "unknown image backbone 'resnet81'. Did you mean 'resnet18'",
         ),
     ],

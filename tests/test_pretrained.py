@@ -30,7 +30,7 @@ from satclip_tg.tasks import SatCLIPTask
 from satclip_tg.tasks.satclip import CHECKPOINT_KEY
 
 TINY_TASK = {
-    'backbone': 'resnet18',
+    'model': 'resnet18',
     'in_channels': 4,
     'positional_encoding_args': {'legendre_polys': 4},
     'network_args': {'hidden_dim': 16, 'num_hidden_layers': 1},
@@ -175,7 +175,7 @@ def test_load_satclip_from_task_checkpoint_downloads_nothing(tmp_path):
     path = task_checkpoint(
         task,
         tmp_path / 'task.ckpt',
-        backbone_weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
+        weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
     )
     loaded = load_satclip(path)
     assert isinstance(loaded, SatCLIPTask) and not loaded.training
@@ -196,9 +196,9 @@ def test_load_satclip_official_uses_the_checkpoint_image_weights(tmp_path):
     path = write_official(tmp_path / 'satclip-resnet18-l10.ckpt', model, visual=visual)
     task = load_satclip(path)
     assert isinstance(task, SatCLIPTask) and not task.training
-    assert task.hparams['backbone'] == 'resnet18'
+    assert task.hparams['model'] == 'resnet18'
     assert task.hparams['in_channels'] == 13
-    assert task.hparams['backbone_weights'] is None
+    assert task.hparams['weights'] is None
     state = task.state_dict()
     for key in ('conv1.weight', 'layer4.1.bn2.running_var', 'fc.weight'):
         assert torch.equal(state[f'image_encoder.model.{key}'], visual[key])

@@ -32,7 +32,7 @@ from satclip_tg.pretrained import (
 from satclip_tg.tasks import SatCLIPTask
 
 TINY_TASK = {
-    'backbone': 'resnet18',
+    'model': 'resnet18',
     'in_channels': 4,
     'positional_encoding_args': {'legendre_polys': 4},
     'network_args': {'hidden_dim': 16, 'num_hidden_layers': 1},

@@ -12,7 +12,7 @@ from satclip_tg.tasks import SatCLIPTask
 from satclip_tg.tasks.satclip import CHECKPOINT_KEY
 
 TINY = {
-    'backbone': 'resnet18',
+    'model': 'resnet18',
     'in_channels': 4,
     'positional_encoding_args': {'legendre_polys': 4},
     'network_args': {'hidden_dim': 16, 'num_hidden_layers': 1},
@@ -139,7 +139,7 @@ def test_backbone_weights_from_a_local_checkpoint(tmp_path) -> None:
     torch.save(
         {'state_dict': {f'model.{k}': v for k, v in source.state_dict().items()}}, path
     )
-    task = SatCLIPTask(**TINY, backbone_weights=str(path))
+    task = SatCLIPTask(**TINY, weights=str(path))
     torch.testing.assert_close(
         task.image_encoder.model.conv1.weight, source.conv1.weight
     )
@@ -156,7 +156,7 @@ def test_backbone_weights_by_torchgeo_name_without_download(monkeypatch) -> None
     monkeypatch.setattr(WeightsEnum, 'get_state_dict', fake_get_state_dict)
     task = SatCLIPTask(
         **{**TINY, 'in_channels': 13},
-        backbone_weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
+        weights='ResNet18_Weights.SENTINEL2_ALL_MOCO',
     )
     torch.testing.assert_close(
         task.image_encoder.model.conv1.weight, source.conv1.weight
@@ -173,14 +173,14 @@ def test_backbone_weights_by_torchgeo_name_without_download(monkeypatch) -> None
 )
 def test_bad_backbone_weights(weights, in_channels, match) -> None:
     with pytest.raises(ValueError, match=match):
-        SatCLIPTask(**{**TINY, 'in_channels': in_channels}, backbone_weights=weights)
+        SatCLIPTask(**{**TINY, 'in_channels': in_channels}, weights=weights)
 
 
 def test_unknown_backbone_lists_the_registered_ones() -> None:
     with pytest.raises(
         ValueError, match=r'unknown image backbone.*vit_small_patch16_224'
     ):
-        SatCLIPTask(**{**TINY, 'backbone': 'resnet19'})
+        SatCLIPTask(**{**TINY, 'model': 'resnet19'})
 
 
 def test_cosine_schedule_with_warmup() -> None:

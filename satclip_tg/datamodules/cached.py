@@ -19,6 +19,7 @@ from torchgeo.datasets.utils import Sample
 from ..features.manifest import FeatureCacheError, FeatureCacheManifest
 from ..features.reader import FeatureCache
 from ..image.backbones import backbone_digest
+from ..renamed_arguments import task_hparam
 from ..transforms.augmentation import jitter_points
 from .s2_100k import check_loader_arguments, train_val_indices
 
@@ -154,9 +155,10 @@ class CachedFeatureDataModule(NonGeoDataModule):
     float16, 1.6 GB for ResNet-18, 6.6 GB for ResNet-50) and a batch is an
     index gather on the device, with no DataLoader workers.
 
-    When the trainer's model is a `SatCLIPTask`, its backbone settings must
-    match the cache's manifest (backbone, weights, options, bands, and the
-    digest of the frozen weights), or setup fails with the differences.
+    When the trainer's model is a `SatCLIPPretraining`, its backbone settings
+    must match the cache's manifest (``model``, ``weights``, ``model_args``,
+    ``in_channels``, and the digest of the frozen weights), or setup fails
+    with the differences.
     """
 
     def __init__(
@@ -216,15 +218,17 @@ class CachedFeatureDataModule(NonGeoDataModule):
         trainer = getattr(self, 'trainer', None)
         model = getattr(trainer, 'lightning_module', None) if trainer else None
         hparams: dict[str, Any] = dict(getattr(model, 'hparams', {}) or {})
-        if 'backbone' not in hparams:
-            return
         image_encoder = getattr(model, 'image_encoder', None)
-        digest = (
-            backbone_digest(image_encoder)
-            if isinstance(image_encoder, nn.Module)
-            else None
+        # Only a pretraining task (an image encoder named by its 'model', or
+        # by 'backbone' before the rename) is checked: other TorchGeo tasks
+        # also call their network 'model'.
+        if task_hparam(hparams, 'model') is None or not isinstance(
+            image_encoder, nn.Module
+        ):
+            return
+        differences = manifest.model_differences(
+            hparams, backbone_digest(image_encoder)
         )
-        differences = manifest.model_differences(hparams, digest)
         if differences:
             raise FeatureCacheError(
                 f'the feature cache {self.features} was made with another image '

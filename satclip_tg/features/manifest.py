@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_output
+from ..renamed_arguments import task_hparam
 
 __all__ = [
     'FORMAT_VERSION',
@@ -56,6 +57,14 @@ FORMAT_NAME = 'satclip-tg feature cache'
 FEATURE_DTYPES = ('float16', 'float32')
 #: Manifest entries that must equal the training task's hyperparameters.
 MODEL_KEYS = ('backbone', 'backbone_weights', 'backbone_args', 'in_channels')
+#: The task's name of each of those (its arguments took TorchGeo's names; the
+#: manifest keeps its own, so that caches written before stay valid).
+TASK_KEYS = {
+    'backbone': 'model',
+    'backbone_weights': 'weights',
+    'backbone_args': 'model_args',
+    'in_channels': 'in_channels',
+}
 #: The entry that must equal the digest of the training task's backbone.
 DIGEST_KEY = 'backbone_sha256'
 
@@ -111,7 +120,8 @@ class FeatureCacheManifest:
         shard_size: Tiles per shard.
         index_sha256: SHA-256 of the data set's ``index.csv``.
         data: The data settings the views were rendered with (root, crop
-            size, scale, B10 insertion, flips, blur, image shape and dtype).
+            size, scale, B10 insertion, flips, blur, image shape and dtype,
+            and the per-band ``mean`` and ``std`` when they are set).
         satclip_tg_version: Version of satclip-tg that wrote the cache.
         format_version: Layout version.
     """
@@ -253,8 +263,9 @@ class FeatureCacheManifest:
         """Backbone settings in which a training task differs from the cache.
 
         Args:
-            hparams: The task's hyperparameters (``backbone``,
-                ``backbone_weights``, ``backbone_args``, ``in_channels``).
+            hparams: The task's hyperparameters (``model``, ``weights``,
+                ``model_args``, ``in_channels``; or the older names
+                ``backbone``, ``backbone_weights``, ``backbone_args``).
             backbone_sha256: Digest of the task's backbone, if known.
 
         Returns:
@@ -269,11 +280,12 @@ class FeatureCacheManifest:
                 f'a randomly initialised backbone needs the same seed_everything)'
             )
         for key in MODEL_KEYS:
-            expected, actual = cache[key], hparams.get(key)
+            name = TASK_KEYS[key]
+            expected, actual = cache[key], task_hparam(hparams, name)
             if key == 'backbone_args':
                 actual = dict(actual or {})
             if _jsonable(expected) != _jsonable(actual):
-                found.append(f'{key}: cache {expected!r}, task {actual!r}')
+                found.append(f'{name}: cache {expected!r}, task {actual!r}')
         return found
 
 

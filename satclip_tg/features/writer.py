@@ -31,6 +31,7 @@ from ..image.backbones import (
     backbone_features,
     backbone_projection,
 )
+from ..renamed_arguments import task_hparam
 from ..resources import (
     HostMemoryError,
     available_memory_bytes,
@@ -65,6 +66,8 @@ class LiveTileSource(Protocol):
     root: str
     crop_size: int
     scale: float | None
+    band_mean: tuple[float, ...] | None
+    band_std: tuple[float, ...] | None
     insert_zero_b10: bool
     flips: bool
     blur: bool
@@ -326,15 +329,16 @@ def _check_task(task: pl.LightningModule) -> nn.Module:
     """The frozen image backbone of a SatCLIP task, or a clear refusal."""
     hparams = _hparams(task)
     image_encoder = getattr(task, 'image_encoder', None)
-    if not isinstance(image_encoder, nn.Module) or 'backbone' not in hparams:
+    backbone = task_hparam(hparams, 'model')
+    if not isinstance(image_encoder, nn.Module) or backbone is None:
         raise FeatureCacheError(
             f'cache-features needs a SatCLIP pretraining task (model.class_path '
-            f'satclip_tg.tasks.SatCLIPTask); the config gives '
+            f'satclip_tg.tasks.SatCLIPPretraining); the config gives '
             f'{type(task).__name__}'
         )
     if not hparams.get('freeze_backbone', False):
         raise FeatureCacheError(
-            f'the backbone {hparams["backbone"]!r} is not frozen '
+            f'the backbone {backbone!r} is not frozen '
             f'(model.init_args.freeze_backbone: false), so its features change '
             f'while it trains and cannot be cached; set freeze_backbone: true, or '
             f'train on images without a cache'
@@ -352,7 +356,7 @@ def _check_task(task: pl.LightningModule) -> nn.Module:
     ]
     if outside:
         raise FeatureCacheError(
-            f'the backbone {hparams["backbone"]!r} trains parameters outside its '
+            f'the backbone {backbone!r} trains parameters outside its '
             f'projection ({", ".join(outside[:3])}), so its features cannot be '
             f'cached'
         )
@@ -403,9 +407,9 @@ def build_manifest(
     image_encoder = _check_task(task)
     bands, height, width = tiles.image_shape
     return FeatureCacheManifest(
-        backbone=hparams['backbone'],
-        backbone_weights=hparams.get('backbone_weights'),
-        backbone_args=dict(hparams.get('backbone_args') or {}),
+        backbone=task_hparam(hparams, 'model'),
+        backbone_weights=task_hparam(hparams, 'weights'),
+        backbone_args=dict(task_hparam(hparams, 'model_args') or {}),
         in_channels=int(hparams['in_channels']),
         backbone_sha256=backbone_digest(image_encoder),
         feature_dim=backbone_feature_dim(image_encoder),
@@ -425,6 +429,16 @@ def build_manifest(
             'blur_sigma': [0.1, 2.0],
             'image_shape': [bands, height, width],
             'image_dtype': str(tiles.dtype).removeprefix('torch.'),
+            # Only when set, so that caches made before normalisation existed
+            # keep their manifest (and can be resumed).
+            **(
+                {}
+                if datamodule.band_mean is None
+                else {
+                    'mean': list(datamodule.band_mean),
+                    'std': list(datamodule.band_std or ()),
+                }
+            ),
         },
         satclip_tg_version=_version(),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'),
@@ -573,6 +587,14 @@ def cache_features(
         )
     started = time.perf_counter()
     out = pathlib.Path(output)
+    if datamodule.kwargs.get('transforms') is not None:
+        # The cache renders its views from the raw tiles; per-sample
+        # transforms would change them in ways no manifest can record.
+        raise FeatureCacheError(
+            'cache-features does not support per-sample transforms '
+            '(data.init_args.transforms): the cache renders its views from the '
+            'raw tiles. Remove them from the config, or train on live tiles'
+        )
     tiles = SatCLIPImageryDataset(**datamodule.kwargs)
     # Missing or odd tiles are reported before any work; with skip_unreadable
     # they get NaN features and are left out when training.
@@ -624,6 +646,8 @@ def cache_features(
         blur=datamodule.blur,
         coordinate_jitter=0.0,
         chunk_size=datamodule.augmentation_chunk_size,
+        mean=datamodule.band_mean,
+        std=datamodule.band_std,
     )
     writer = FeatureCacheWriter(
         _check_task(task),

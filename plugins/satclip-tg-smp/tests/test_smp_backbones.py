@@ -11,7 +11,7 @@ from satclip_tg_smp.backbone import read_state_dict
 from torch.utils.data import DataLoader
 
 from satclip_tg.plugins import get_registry
-from satclip_tg.tasks import SatCLIPTask
+from satclip_tg.tasks import SatCLIPPretraining
 from satclip_tg.testing import check_image_backbone, check_plugin
 
 
@@ -160,8 +160,8 @@ def test_fit_trains_only_the_projection(tmp_path) -> None:
         for i in range(8)
     ]
     loader = DataLoader(samples, batch_size=4)
-    task = SatCLIPTask(
-        backbone='smp:efficientnet-b0',
+    task = SatCLIPPretraining(
+        model='smp:efficientnet-b0',
         in_channels=4,
         positional_encoding='wrap',
         network='linear',
