@@ -40,6 +40,8 @@ COMMAND_MODULES = (
     'embed',
     'embed_grid',
     'benchmark',
+    'weights',
+    'export',
 )
 
 # GDAL settings that make reading many small GeoTIFFs fast (as TorchGeo's CLI).

@@ -17,6 +17,8 @@ Sources understood by both:
 * a TorchGeo weights enum member such as
   `torchgeo.models.SatCLIP_Weights.SATCLIP_VIT16_L40`, or its name as a string
   (read from the torch hub cache, downloaded by torch hub if absent);
+* a name registered with `satclip_tg.weights.register_weights` or
+  ``satclip-tg weights register`` (the file's SHA-256 is checked on load);
 * for `load_location_encoder`, an in-memory state dict (a mapping of names to
   tensors) or checkpoint dict.
 
@@ -176,6 +178,9 @@ class PretrainedInfo:
         num_hidden_layers: Number of SIREN sine layers, when a SIREN.
         embed_dim: Size of the embedding.
         hyper_parameters: The checkpoint's ``hyper_parameters`` (empty if none).
+        model_card: The model card satclip-tg stores in its checkpoints (see
+            `satclip_tg.model_card`; render it with `render_model_card`), or
+            ``None`` for other checkpoints and older satclip-tg ones.
     """
 
     source: str
@@ -189,6 +194,7 @@ class PretrainedInfo:
     num_hidden_layers: int | None = None
     embed_dim: int | None = None
     hyper_parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    model_card: Mapping[str, Any] | None = None
 
 
 def get_pretrained_info(encoder: torch.nn.Module) -> PretrainedInfo | None:
@@ -325,6 +331,9 @@ def _resolve(
         )
         loaded.expected = {'legendre_polys': official.legendre_polys}
         return loaded
+    registered = _from_registry(text, label)
+    if registered is not None:
+        return registered
     known = ', '.join(OFFICIAL_CHECKPOINTS)
     if _REPO_ID.match(text) and not text.endswith(('.ckpt', '.pt', '.pth')):
         raise CheckpointError(
@@ -334,8 +343,27 @@ def _resolve(
         )
     raise FileNotFoundError(
         f'checkpoint {str(path)!r} does not exist. Pass the path of a local '
-        f'checkpoint file, a Hugging Face model id ({known}), or a TorchGeo '
-        f"weights name such as 'SatCLIP_Weights.SATCLIP_VIT16_L40'"
+        f'checkpoint file, a Hugging Face model id ({known}), a TorchGeo '
+        f"weights name such as 'SatCLIP_Weights.SATCLIP_VIT16_L40', or a name "
+        f'registered with `satclip-tg weights register` (see `satclip-tg '
+        f'weights list`)'
+    )
+
+
+def _from_registry(text: str, label: str) -> _Loaded | None:
+    """Resolve a name registered in `satclip_tg.weights`, checking its hash."""
+    from .weights import find_weight
+
+    entry = find_weight(text)
+    if entry is None:
+        return None
+    path = entry.verify()
+    return _Loaded(
+        _read_checkpoint(path),
+        PretrainedInfo(
+            source=label, layout='state-dict', path=str(path), filename=path.name
+        ),
+        path,
     )
 
 
@@ -1064,6 +1092,7 @@ def _build_from_task(
     network_args = dict(config.get('network_args') or {})
     encoding_args = dict(config.get('positional_encoding_args') or {})
     is_siren = config.get('network') == 'siren'
+    card = entry.get('model_card')
     info = dataclasses.replace(
         loaded.info,
         layout='satclip-tg',
@@ -1076,6 +1105,7 @@ def _build_from_task(
         else None,
         embed_dim=int(config.get('embed_dim') or 256),
         hyper_parameters=hparams,
+        model_card=card if isinstance(card, Mapping) else None,
     )
     return encoder, info
 
@@ -1119,8 +1149,9 @@ def load_location_encoder(
     Args:
         source: A checkpoint path, an official Hugging Face model id (e.g.
             ``'microsoft/SatCLIP-ResNet50-L10'``), ``'hf://OWNER/REPO/FILE'``, a
-            `torchgeo.models.SatCLIP_Weights` member or its name, or an
-            in-memory state dict / checkpoint dict.
+            `torchgeo.models.SatCLIP_Weights` member or its name, a name
+            registered with `satclip_tg.weights.register_weights` (its file's
+            SHA-256 is checked), or an in-memory state dict / checkpoint dict.
         device: Where to put the encoder: ``None`` (CPU), ``'auto'``, ``'cpu'``,
             ``'cuda'`` or a `torch.device`.
         dtype: Parameter dtype. Official weights are stored in float64;
@@ -1257,9 +1288,11 @@ def load_satclip(
       ``hyper_parameters['vision_layers']``), the network is built without
       pretrained weights (nothing is downloaded) and every weight, image side
       included, comes from the checkpoint. The location encoder is float32.
-    * satclip-tg checkpoints: `SatCLIPTask.load_from_checkpoint` with
-      ``weights_only=True`` and ``backbone_weights=None`` (the checkpoint holds
-      the backbone weights, so none are downloaded).
+    * satclip-tg checkpoints: `SatCLIPPretraining.load_from_checkpoint` with
+      ``weights_only=True`` and ``weights=None`` (the checkpoint holds the
+      backbone weights, so none are downloaded). Checkpoints saved before the
+      task took TorchGeo's argument names (``backbone``, ``backbone_weights``,
+      ``gather_negatives``) load the same, without the rename warnings.
 
     Example::
 
@@ -1282,6 +1315,7 @@ def load_satclip(
             its location encoder is refused as by `load_location_encoder`.
         CheckpointUnavailableError: If a remote checkpoint is unavailable.
     """
+    from .renamed_arguments import quiet_renamed_arguments
     from .tasks.satclip import SatCLIPTask
 
     loaded = _resolve(source, revision, cache_dir, local_files_only)
@@ -1296,9 +1330,16 @@ def load_satclip(
                 f'{label}: a satclip-tg checkpoint must be given as a file'
             )
         _check_task_location(checkpoint, SatCLIPTask, label)
-        task: SatCLIPTask = SatCLIPTask.load_from_checkpoint(
-            loaded.path, map_location='cpu', weights_only=True, backbone_weights=None
-        )
+        # Both names of the weights are cleared: an older checkpoint stores
+        # them as backbone_weights, which would otherwise win over weights.
+        with quiet_renamed_arguments():
+            task: SatCLIPTask = SatCLIPTask.load_from_checkpoint(
+                loaded.path,
+                map_location='cpu',
+                weights_only=True,
+                weights=None,
+                backbone_weights=None,
+            )
         return task.to(target).eval()
     state = _state_dict_of(checkpoint, label)
     hparams: Mapping[str, Any] = {}
@@ -1323,9 +1364,9 @@ def load_satclip(
     }
     backbone, channels, backbone_args = _infer_backbone(visual, hparams, label)
     task = SatCLIPTask(
-        backbone=backbone,
-        backbone_weights=None,
-        backbone_args=backbone_args or None,
+        model=backbone,
+        weights=None,
+        model_args=backbone_args or None,
         in_channels=channels,
         freeze_backbone=True,
         positional_encoding='sphericalharmonics',

@@ -406,6 +406,11 @@ def test_demo_pipeline_fast_dev_run(tmp_path) -> None:
     assert 'verdict: pretraining' in summary or 'quick check skipped' in summary
     record = json.loads((run_dir / 'final_metrics.json').read_text())
     assert record['metrics']['val_random_median_km'] > 0
+    # The model card: the cache's tile count and index hash, the final metrics.
+    card = (run_dir / 'MODEL_CARD.md').read_text()
+    assert '| tiles | 48 |' in card and '| index_sha256 |' in card
+    assert '| val_random_median_km |' in card and '| torchgeo |' in card
+    assert 'MODEL_CARD.md' in summary
     encoder = load_location_encoder(run_dir / 'satclip-demo.ckpt')
     out = encoder(torch.tensor([[0.0, 0.0], [179.0, -60.0]]))
     assert out.shape == (2, 128) and torch.isfinite(out).all()

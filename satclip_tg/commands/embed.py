@@ -52,7 +52,8 @@ def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
         metavar='SOURCE',
         help='checkpoint path (official SatCLIP .ckpt, satclip-tg checkpoint, '
         'TorchGeo state dict), Hugging Face id such as '
-        'microsoft/SatCLIP-ViT16-L40, or SatCLIP_Weights.SATCLIP_VIT16_L40',
+        'microsoft/SatCLIP-ViT16-L40, SatCLIP_Weights.SATCLIP_VIT16_L40, or a '
+        'name registered with satclip-tg weights register',
     )
     parser.add_argument(
         '--device',

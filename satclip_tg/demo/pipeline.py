@@ -17,6 +17,9 @@
    encoder against the same architecture at random initialisation;
 6. write ``summary.txt`` with the validation metrics, the check and timings.
 
+Beside the map, ``MODEL_CARD.md`` renders the checkpoint's model card (data,
+config, final metrics, versions; `satclip_tg.model_card`).
+
 Everything lands in one new folder ``<runs_dir>/demo-YYYYmmdd-HHMMSS/``
 (suffixed ``-2``, ``-3``, ... if it exists): earlier runs are never touched.
 """
@@ -37,7 +40,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..atomic import atomic_output
-from ..pretrained import load_location_encoder
+from ..model_card import render_model_card
+from ..pretrained import get_pretrained_info, load_location_encoder
 from ..tasks.satclip import CHECKPOINT_KEY
 from .bluemarble import build_bluemarble, read_land_mask, read_manifest, settings_of
 from .embedding_map import global_grid, write_embedding_map
@@ -69,6 +73,8 @@ METRICS_NAME = 'final_metrics.json'
 MAP_NAME = 'embedding_map.png'
 #: File name of the summary in the run folder.
 SUMMARY_NAME = 'summary.txt'
+#: File name of the checkpoint's model card (Markdown) in the run folder.
+MODEL_CARD_NAME = 'MODEL_CARD.md'
 #: Files that LightningCLI and the CSV logger write into the run folder.
 _LOG_FILES = ('config.yaml', 'hparams.yaml', 'metrics.csv')
 
@@ -206,13 +212,17 @@ def _root_arguments(config: pathlib.Path, root: str) -> list[str]:
     """LightningCLI options that point the config's data (and patches) at root."""
     arguments = [f'--data.init_args.root={root}']
     try:
-        backbone_args = _read_config(config)['model']['init_args']['backbone_args']
+        init_args = _read_config(config)['model']['init_args']
+        # The option is set under the name the config uses: model_args, or
+        # backbone_args (its deprecated name) in an older config.
+        key = 'backbone_args' if 'backbone_args' in init_args else 'model_args'
+        model_args = init_args[key]
     except (KeyError, TypeError):
         return arguments
-    if isinstance(backbone_args, dict) and 'patches_from' in backbone_args:
+    if isinstance(model_args, dict) and 'patches_from' in model_args:
         # MOSAIKS draws its filters from the training images.
-        backbone_args = {**backbone_args, 'patches_from': root}
-        arguments.append(f'--model.init_args.backbone_args={json.dumps(backbone_args)}')
+        model_args = {**model_args, 'patches_from': root}
+        arguments.append(f'--model.init_args.{key}={json.dumps(model_args)}')
     return arguments
 
 
@@ -527,7 +537,11 @@ def write_summary(
         f'files:      {CHECKPOINT_NAME} (Lightning checkpoint, weights only; '
         f'location encoder recipe under checkpoint["{CHECKPOINT_KEY}"]), '
         f'{MAP_NAME}, {METRICS_NAME}'
-        + ''.join(f', {name}' for name in _LOG_FILES if (path.parent / name).exists()),
+        + ''.join(
+            f', {name}'
+            for name in (MODEL_CARD_NAME, *_LOG_FILES)
+            if (path.parent / name).exists()
+        ),
         '',
     ]
     text = '\n'.join(lines)
@@ -698,6 +712,12 @@ def _run_demo(
         weights=training_density(map_resolution, data.land_fraction),
     )
     timings['map'] = time.perf_counter() - map_start
+    info = get_pretrained_info(encoder)
+    if info is not None and info.model_card is not None:
+        with atomic_output(run_dir / MODEL_CARD_NAME, overwrite=True) as temporary:
+            temporary.write_text(
+                render_model_card(info.model_card, 'Model card: satclip-tg demo')
+            )
 
     outcome = None
     if check:
