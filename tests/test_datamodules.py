@@ -175,7 +175,8 @@ def test_val_batch_after_transfer_is_scaled_b10_center_crop() -> None:
     torch.testing.assert_close(out['image'][:, :10], expected[:, :10])
     torch.testing.assert_close(out['image'][:, 11:], expected[:, 10:])
     torch.testing.assert_close(out['point'], raw['point'])  # no jitter
-    assert int(out['skipped']) == 0
+    assert set(out) == {'image', 'point'}  # the count left the batch
+    assert dm.skipped_tiles['val'] == 0
     # deterministic
     again = transfer(dm, raw, 'testing')
     assert torch.equal(again['image'], out['image'])
@@ -313,7 +314,8 @@ def test_unreadable_tile(tmp_path: Path, damage: str, check_tiles: bool) -> None
     assert int(raw['skipped']) == 1
     out = transfer(dm, raw, 'predicting')
     assert out['image'].shape == (11, 13, 16, 16)
-    assert int(out['skipped']) == 1
+    assert 'skipped' not in out
+    assert dm.skipped_tiles['predict'] == 1
 
 
 def test_all_skipped_batch() -> None:
@@ -505,7 +507,7 @@ def test_check_tiles_false_skips_the_header_check(tmp_path: Path) -> None:
 
 def tiny_task(**kwargs: Any) -> SatCLIPTask:
     return SatCLIPTask(
-        backbone='resnet18',
+        model='resnet18',
         in_channels=13,
         positional_encoding_args={'legendre_polys': 4},
         network_args={'hidden_dim': 16, 'num_hidden_layers': 1},

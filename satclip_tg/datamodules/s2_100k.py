@@ -13,12 +13,16 @@ memory its loaders hold in flight; it fails before loading anything when
 either is wrong.
 """
 
+import inspect
 import math
 import warnings
-from collections.abc import Sized
+from collections import Counter
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 from torchgeo.datasets.utils import Sample
@@ -29,10 +33,15 @@ from ..datasets.s2_100k import (
     UnreadableTileWarning,
 )
 from ..resources import HostMemoryError, available_memory_bytes, format_bytes
-from ..transforms.augmentation import B10_INDEX, SatCLIPBatchAugmentation
+from ..transforms.augmentation import (
+    B10_INDEX,
+    SatCLIPBatchAugmentation,
+    check_normalisation,
+)
 
 __all__ = [
     'B10_INDEX',
+    'SKIPPED_KEY',
     'HostMemoryError',
     'S2100KDataModule',
     'SatCLIPBatchAugmentation',
@@ -43,6 +52,42 @@ __all__ = [
 
 #: Band count of S2-100K (Sentinel-2 L2A, no B10).
 S2_100K_BANDS = 12
+
+#: Key of the loaders' batches that counts the unreadable tiles dropped from
+#: them. `S2100KDataModule` removes it (and counts it in `skipped_tiles`)
+#: before a batch reaches the model, which sees plain samples.
+SKIPPED_KEY = 'skipped'
+
+#: Splits of `S2100KDataModule.skipped_tiles`.
+SPLITS = ('train', 'val', 'test', 'predict')
+
+
+def _check_dataset_kwargs(kwargs: dict[str, Any]) -> None:
+    """Refuse keyword arguments that `SatCLIPImageryDataset` does not take.
+
+    Args:
+        kwargs: The data module's further keyword arguments.
+
+    Raises:
+        ValueError: Naming the unknown arguments and the known ones, or if
+            ``mode`` is not ``'both'`` (pretraining needs the images).
+    """
+    known = [
+        name
+        for name in inspect.signature(SatCLIPImageryDataset.__init__).parameters
+        if name != 'self'
+    ]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise ValueError(
+            f'S2100KDataModule got keyword argument(s) {unknown} that '
+            f'SatCLIPImageryDataset does not take; it takes {known}'
+        )
+    if kwargs.get('mode', 'both') != 'both':
+        raise ValueError(
+            f"S2100KDataModule needs the images: the data set's mode must be "
+            f"'both', got {kwargs['mode']!r}"
+        )
 
 
 def check_loader_arguments(
@@ -109,11 +154,14 @@ def train_val_indices(
 class SkipUnreadableCollate:
     """Collate samples, dropping the ``None`` of skipped (unreadable) tiles.
 
-    The batch gets an extra entry ``'skipped'``: a 0-d int64 tensor with the
-    number of dropped samples, so that a model can count skipped tiles over an
-    epoch (DataLoader workers cannot share a counter). When every sample of a
-    batch is dropped the batch has zero rows: ``image`` of shape
-    ``(0, *image_shape)`` and ``point`` of shape ``(0, 2)``.
+    The batch gets an extra entry ``'skipped'`` (`SKIPPED_KEY`): a 0-d int64
+    tensor with the number of dropped samples. Collation runs in the
+    DataLoader workers, separate processes, so the count travels with the
+    batch to the main process, where `S2100KDataModule` removes it from the
+    batch before the transfer to the device and adds it to
+    `S2100KDataModule.skipped_tiles`: the model sees plain samples. When
+    every sample of a batch is dropped the batch has zero rows: ``image`` of
+    shape ``(0, *image_shape)`` and ``point`` of shape ``(0, 2)``.
 
     Args:
         image_shape: (bands, height, width) of the images, used only to shape
@@ -180,15 +228,29 @@ class S2100KDataModule(NonGeoDataModule):
     ``check_tiles=False`` skips it.
 
     Batches from the loaders (host memory) hold the tiles in their on-disk
-    dtype; after `on_after_batch_transfer` (on the device)::
+    dtype (float32 with per-sample ``transforms``) and ``'skipped'``, the
+    number of unreadable tiles dropped from the batch (with
+    ``skip_unreadable``). `on_before_batch_transfer` removes that count and
+    adds it to `skipped_tiles` (per split; `take_skipped_tiles` reads and
+    resets it; `satclip_tg.tasks.SatCLIPTask` logs the training count each
+    epoch as ``skipped_tiles``). After `on_after_batch_transfer` (on the
+    device) a batch is a plain TorchGeo batch, which
+    `torchgeo.datasets.utils.unbind_samples` splits into samples::
 
         {'image': float32 (B, C', crop_size, crop_size),  # scaled, B10 inserted
-         'point': float32 (B, 2),                          # (lon, lat) degrees
-         'skipped': int64 ()}                              # unreadable tiles dropped
+         'point': float32 (B, 2)}                          # (lon, lat) degrees
 
     with C' = 13 for S2-100K with ``insert_zero_b10``. Training batches are
     randomly cropped, flipped, blurred and have jittered points; the other
     splits are centre-cropped and otherwise untouched.
+
+    Transforms. As in TorchGeo's data modules, ``transforms`` (a callable on
+    one sample dict) and any further keyword arguments go to the data set,
+    `SatCLIPImageryDataset`; the transforms run per sample in the loader
+    workers, on the float32 raw pixel values, before the batched
+    preprocessing above (so ``scale``, ``mean``/``std`` and the B10 band
+    apply to their output). ``mean``/``std`` normalise per band on the
+    device, after ``scale`` and before the B10 band is inserted.
 
     Memory. Host memory in flight per process is ``batch_size x bytes per
     sample x (num_workers x prefetch_factor + 1)``; for S2-100K a sample is
@@ -220,6 +282,10 @@ class S2100KDataModule(NonGeoDataModule):
         augmentation_chunk_size: int = 256,
         check_host_memory: bool = True,
         check_tiles: bool = True,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        transforms: Callable[[Sample], Sample] | None = None,
+        **kwargs: Any,
     ) -> None:
         """Initialize a new S2100KDataModule instance.
 
@@ -244,7 +310,7 @@ class S2100KDataModule(NonGeoDataModule):
             coordinate_jitter: Half-width in degrees of the symmetric uniform
                 noise added to lon and lat of training points; 0 for none.
             skip_unreadable: Drop unreadable tiles from batches (counted in
-                ``batch['skipped']``) instead of failing.
+                `skipped_tiles`) instead of failing.
             download: Download S2-100K (about 78 GB) into ``root`` if missing.
             checksum: Verify the SHA-256 of downloaded files.
             pin_memory: Use pinned memory in the DataLoaders (faster copies
@@ -260,9 +326,22 @@ class S2100KDataModule(NonGeoDataModule):
                 missing, unreadable or odd tile at once. About 0.2-0.3 ms per
                 local tile; switch off for very large data on slow file
                 systems.
+            mean: Per-band means subtracted on the device after ``scale``,
+                one per band of the images as read (12 for S2-100K: the B10
+                band is inserted afterwards and stays zero), in the units
+                left after ``scale``; None for no normalisation.
+            std: Per-band standard deviations divided by after subtracting
+                ``mean``; given together with ``mean``.
+            transforms: A callable applied to each sample dict in the loader
+                workers (TorchGeo convention), on float32 raw pixel values,
+                before the batched preprocessing; not supported by
+                ``satclip-tg cache-features``.
+            **kwargs: Further keyword arguments of `SatCLIPImageryDataset`
+                (in a LightningCLI config: ``data.dict_kwargs``).
 
         Raises:
-            ValueError: If an argument is out of range.
+            ValueError: If an argument is out of range, or a keyword argument
+                is not one of `SatCLIPImageryDataset`.
         """
         check_loader_arguments(
             batch_size, num_workers, val_split_pct, coordinate_jitter
@@ -280,6 +359,8 @@ class S2100KDataModule(NonGeoDataModule):
             )
         if scale is not None and not (math.isfinite(scale) and scale > 0):
             raise ValueError(f'scale must be a positive number or None, got {scale}')
+        mean, std = check_normalisation(mean, std)
+        _check_dataset_kwargs(kwargs)
         super().__init__(
             SatCLIPImageryDataset,
             batch_size,
@@ -288,6 +369,8 @@ class S2100KDataModule(NonGeoDataModule):
             download=download,
             checksum=checksum,
             skip_unreadable=skip_unreadable,
+            transforms=transforms,
+            **kwargs,
         )
         self.root = root
         self.val_split_pct = val_split_pct
@@ -304,6 +387,18 @@ class S2100KDataModule(NonGeoDataModule):
         self.augmentation_chunk_size = augmentation_chunk_size
         self.check_host_memory = check_host_memory
         self.check_tiles = check_tiles
+        #: The per-band normalisation as given (None: none).
+        self.band_mean = mean
+        self.band_std = std
+        # TorchGeo's data modules describe their normalisation with the
+        # per-band tensors ``mean`` and ``std``; here it follows ``scale``,
+        # and 0 and 1 mean none.
+        self.mean = torch.tensor(mean if mean is not None else 0.0)
+        self.std = torch.tensor(std if std is not None else 1.0)
+        self.transforms = transforms
+        #: Unreadable tiles dropped from the batches of each split, counted as
+        #: the batches reach the model (`take_skipped_tiles` resets a split).
+        self.skipped_tiles: Counter[str] = Counter({split: 0 for split in SPLITS})
 
         self.train_aug = SatCLIPBatchAugmentation(
             crop_size=crop_size,
@@ -314,6 +409,8 @@ class S2100KDataModule(NonGeoDataModule):
             blur=blur,
             coordinate_jitter=coordinate_jitter,
             chunk_size=augmentation_chunk_size,
+            mean=mean,
+            std=std,
         )
         evaluation = SatCLIPBatchAugmentation(
             crop_size=crop_size,
@@ -321,6 +418,8 @@ class S2100KDataModule(NonGeoDataModule):
             scale=scale,
             insert_zero_b10=insert_zero_b10,
             chunk_size=augmentation_chunk_size,
+            mean=mean,
+            std=std,
         )
         self.aug = evaluation
         self.val_aug = evaluation
@@ -335,9 +434,17 @@ class S2100KDataModule(NonGeoDataModule):
 
         Raises:
             ValueError: If ``insert_zero_b10`` is set and the images do not have
-                12 bands, or if the patches are smaller than ``crop_size``.
+                12 bands, if the patches are smaller than ``crop_size``, or if
+                ``mean``/``std`` do not have one value per band.
         """
         bands, height, width = dataset.image_shape
+        if self.band_mean is not None and len(self.band_mean) != bands:
+            raise ValueError(
+                f'mean and std have {len(self.band_mean)} values, but the images in '
+                f'{self.root} have {bands} bands; give one value per band of the '
+                f'images as read (before the B10 band is inserted: 12 for '
+                f'S2-100K)'
+            )
         if self.insert_zero_b10 and bands != S2_100K_BANDS:
             raise ValueError(
                 f'insert_zero_b10=True expects Sentinel-2 L2A images with '
@@ -463,7 +570,9 @@ class S2100KDataModule(NonGeoDataModule):
         bad = self.bad_tiles(dataset)
         self.check_images(dataset)
         self._check_host_memory(dataset)
-        self.collate_fn = SkipUnreadableCollate(dataset.image_shape, dataset.dtype)
+        # Per-sample transforms turn the images into float32 (see the data set).
+        dtype = dataset.dtype if self.transforms is None else torch.float32
+        self.collate_fn = SkipUnreadableCollate(dataset.image_shape, dtype)
         if stage in ('fit', 'validate'):
             train, val = train_val_indices(len(dataset), self.val_split_pct, self.seed)
             # Dropping the bad rows after the split (not splitting the good
@@ -534,3 +643,113 @@ class S2100KDataModule(NonGeoDataModule):
         if self.val_split_pct == 0:
             return []  # type: ignore[return-value]
         return self._dataloader_factory('val')
+
+    def _current_split(self) -> str | None:
+        """The split the trainer is running, as TorchGeo's hooks tell it.
+
+        Returns:
+            ``'train'``, ``'val'``, ``'test'`` or ``'predict'``; None without
+            a trainer or outside a loop.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        if trainer.training:
+            return 'train'
+        if trainer.validating or trainer.sanity_checking:
+            return 'val'
+        if trainer.testing:
+            return 'test'
+        if trainer.predicting:
+            return 'predict'
+        return None
+
+    def _remove_skipped(self, batch: Sample) -> Sample:
+        """Move the count of dropped tiles out of a batch into `skipped_tiles`.
+
+        Args:
+            batch: A batch, possibly with `SKIPPED_KEY`.
+
+        Returns:
+            The batch without it (the same dict).
+        """
+        skipped = batch.pop(SKIPPED_KEY, None)
+        if skipped is not None:
+            # Read on the host when possible: a device tensor would cost a
+            # synchronisation per batch.
+            split = self._current_split() or 'unknown'
+            self.skipped_tiles[split] += int(skipped.sum())
+        return batch
+
+    def on_before_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
+        """Take the count of unreadable tiles out of a batch, on the host.
+
+        Args:
+            batch: A batch from a loader of this data module.
+            dataloader_idx: Index of the loader.
+
+        Returns:
+            The batch without ``'skipped'``: ``{'image', 'point'}``.
+        """
+        return self._remove_skipped(batch)
+
+    def on_after_batch_transfer(self, batch: Sample, dataloader_idx: int) -> Sample:
+        """Preprocess and augment a batch on the device (TorchGeo's hook).
+
+        Also removes a ``'skipped'`` count left in the batch (when the hook
+        is called directly, without `on_before_batch_transfer`), so the model
+        always sees plain samples.
+
+        Args:
+            batch: A batch on the device.
+            dataloader_idx: Index of the loader.
+
+        Returns:
+            ``{'image', 'point'}``, preprocessed for the current split.
+        """
+        batch = self._remove_skipped(batch)
+        out: Sample = super().on_after_batch_transfer(batch, dataloader_idx)
+        return out
+
+    def take_skipped_tiles(self, split: str = 'train') -> int:
+        """Return the unreadable tiles dropped from a split's batches, and reset.
+
+        Counted as the batches reach the model, in this process (each
+        process of a distributed run counts its own batches).
+
+        Args:
+            split: ``'train'``, ``'val'``, ``'test'`` or ``'predict'``.
+
+        Returns:
+            The count since the last call for this split (or since creation).
+
+        Raises:
+            ValueError: If ``split`` is not one of the four.
+        """
+        if split not in SPLITS:
+            raise ValueError(f'split must be one of {list(SPLITS)}, got {split!r}')
+        count = self.skipped_tiles[split]
+        self.skipped_tiles[split] = 0
+        return count
+
+    def plot(self, *args: Any, **kwargs: Any) -> Figure | None:
+        """Plot a sample with the data set's `SatCLIPImageryDataset.plot`.
+
+        Works after `setup` of any stage (TorchGeo's looks only at the
+        validation set).
+
+        Args:
+            *args: Arguments of `SatCLIPImageryDataset.plot` (the sample).
+            **kwargs: Its keyword arguments (``show_titles``, ``suptitle``,
+                ``rgb_bands``).
+
+        Returns:
+            The figure, or None before `setup`.
+        """
+        for name in ('val_dataset', 'train_dataset', 'test_dataset', 'predict_dataset'):
+            dataset = getattr(self, name, None)
+            while isinstance(dataset, Subset):
+                dataset = dataset.dataset
+            if isinstance(dataset, SatCLIPImageryDataset):
+                return dataset.plot(*args, **kwargs)
+        return None

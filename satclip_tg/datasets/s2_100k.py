@@ -14,6 +14,7 @@ corrupt tile either raises an error naming the file or, on request, is skipped.
 pixels) and reports every missing, unreadable or odd tile at once.
 """
 
+import math
 import os
 import pathlib
 import time
@@ -24,10 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import rasterio
 import torch
+from matplotlib.figure import Figure
 from rasterio.errors import NotGeoreferencedWarning
 from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, S2100k
@@ -138,6 +141,24 @@ def _file_name_problems(names: 'pd.Series[str]') -> list[str]:
         hit = names.str.contains(pattern, regex=True).to_numpy(dtype=bool)
         reasons[hit & (reasons == '')] = reason
     return [str(r) for r in reasons]
+
+
+def _default_rgb_bands(bands: int) -> tuple[int, ...]:
+    """The bands `SatCLIPImageryDataset.plot` shows by default.
+
+    Args:
+        bands: Band count of the image.
+
+    Returns:
+        B04, B03, B02 for Sentinel-2 (12 bands of S2-100K, or 13 with B10
+        inserted: B01 to B04 lead both orders), the first three bands of
+        other images with 3 or more, else the first band (grey).
+    """
+    if bands in (12, 13):
+        return (3, 2, 1)
+    if bands >= 3:
+        return (0, 1, 2)
+    return (0,)
 
 
 class _Header(NamedTuple):
@@ -363,6 +384,7 @@ class SatCLIPImageryDataset(S2100k):
       tiles' own dtype (TorchGeo's reader converts to float32; uint16 keeps
       S2-100K at half the memory, and the data module converts on the
       accelerator) and ``point`` (2,) float32 (lon, lat) in degrees;
+    * `plot` draws any band count (``rgb_bands`` picks the bands);
     * a corrupt tile raises `UnreadableTileError` naming the file, or
       with ``skip_unreadable=True`` gives ``None`` for that sample (with an
       `UnreadableTileWarning` once per file and process); use a collate
@@ -646,8 +668,96 @@ class SatCLIPImageryDataset(S2100k):
             UnreadableTileError: As `image_shape`.
         """
         bands, height, width = self.image_shape
-        image = bands * height * width * self.dtype.itemsize
+        # Per-sample transforms get (and usually return) float32 images.
+        itemsize = self.dtype.itemsize
+        if self.transforms is not None:
+            itemsize = max(itemsize, 4)
+        image = bands * height * width * itemsize
         return image + self.points[0].element_size() * 2
+
+    def plot(
+        self,
+        sample: Sample,
+        show_titles: bool = True,
+        suptitle: str | None = None,
+        rgb_bands: Sequence[int] | None = None,
+    ) -> Figure:
+        """Plot a sample: an RGB composite (or one band in grey) and its point.
+
+        Works for any band count, raw tiles (any dtype) and model input
+        alike (scaled, normalised, with B10 inserted): the shown bands are
+        stretched together between their 2nd and 98th percentiles, so the
+        colours keep their balance whatever the units.
+
+        Args:
+            sample: A sample from `__getitem__`, or one of
+                `torchgeo.datasets.utils.unbind_samples` (batch)
+                after the data module's augmentation.
+            show_titles: Show the (lon, lat) of the sample above the image.
+            suptitle: Title of the figure.
+            rgb_bands: Indices of the bands shown as red, green and blue (three
+                indices), or of one band shown in grey (one index). Default:
+                B04, B03, B02 (``(3, 2, 1)``) for 12- or 13-band Sentinel-2
+                images, ``(0, 1, 2)`` for other images with 3 or more bands,
+                and the first band in grey for 1 or 2 bands.
+
+        Returns:
+            The figure.
+
+        Raises:
+            ValueError: If the sample has no image of shape (C, H, W), or
+                ``rgb_bands`` does not hold 1 or 3 band indices in
+                [0, C).
+        """
+        if 'image' not in sample:
+            raise ValueError(
+                "the sample has no 'image' to plot (a points-only sample of mode "
+                "'points'?)"
+            )
+        image = sample['image'].detach().cpu()
+        if image.ndim != 3:
+            raise ValueError(
+                f'plot takes one sample with an image of shape (C, H, W), got '
+                f'shape {tuple(image.shape)}; split a batch with '
+                f'torchgeo.datasets.utils.unbind_samples'
+            )
+        bands = image.shape[0]
+        shown = list(_default_rgb_bands(bands) if rgb_bands is None else rgb_bands)
+        if len(shown) not in (1, 3) or not all(
+            isinstance(b, int) and not isinstance(b, bool) for b in shown
+        ):
+            raise ValueError(
+                f'rgb_bands must hold 3 band indices (red, green, blue) or 1 (grey), '
+                f'got {rgb_bands!r}'
+            )
+        outside = [b for b in shown if not 0 <= b < bands]
+        if outside:
+            raise ValueError(
+                f'rgb_bands {list(shown)} name band(s) {outside}, but the image '
+                f'has {bands} band(s) (indices 0 to {bands - 1})'
+            )
+        pixels = image[shown].float()
+        # A subsample keeps the quantiles cheap (and within torch's size limit).
+        low, high = torch.nanquantile(
+            pixels.flatten()[:: max(pixels.numel() // 100_000, 1)],
+            torch.tensor([0.02, 0.98]),
+        ).tolist()
+        if not (math.isfinite(low) and math.isfinite(high)):
+            low, high = 0.0, 1.0  # nothing but NaN: draw it as it is
+        pixels = ((pixels - low) / max(high - low, 1e-12)).clamp(0, 1)
+
+        fig, ax = plt.subplots(figsize=(4, 4))
+        if len(shown) == 3:
+            ax.imshow(pixels.permute(1, 2, 0).numpy())
+        else:
+            ax.imshow(pixels[0].numpy(), cmap='gray', vmin=0, vmax=1)
+        ax.axis('off')
+        if show_titles and 'point' in sample:
+            lon, lat = (float(v) for v in sample['point'])
+            ax.set_title(f'({lon:0.4f}, {lat:0.4f})')
+        if suptitle is not None:
+            fig.suptitle(suptitle)
+        return fig
 
     @property
     def bands(self) -> int:

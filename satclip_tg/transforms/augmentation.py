@@ -16,6 +16,8 @@ What is drawn for each image (crop window, flips, blur strength) is a
   these, so a rerun reproduces every view bit for bit.
 """
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,7 @@ __all__ = [
     'SatCLIPBatchAugmentation',
     'ViewParameters',
     'centre_views',
+    'check_normalisation',
     'jitter_points',
     'random_views',
     'seeded_views',
@@ -100,6 +103,39 @@ class ViewParameters:
             self.vflip.to(device),
             self.sigma.to(device),
         )
+
+
+def check_normalisation(
+    mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """Check per-band normalisation settings.
+
+    Args:
+        mean: Per-band means, or None.
+        std: Per-band standard deviations, or None.
+
+    Returns:
+        ``(mean, std)`` as tuples of floats, or ``(None, None)``.
+
+    Raises:
+        ValueError: If only one of them is given, they differ in length or
+            are empty, or hold a non-finite value or a ``std`` <= 0.
+    """
+    if mean is None and std is None:
+        return None, None
+    if mean is None or std is None:
+        raise ValueError('give both mean and std (one value per band each), or neither')
+    means, stds = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    if not means or len(means) != len(stds):
+        raise ValueError(
+            f'mean and std need one value per band each, got {len(means)} mean(s) '
+            f'and {len(stds)} std(s)'
+        )
+    if not all(math.isfinite(m) for m in means):
+        raise ValueError(f'mean must hold finite numbers, got {list(means)}')
+    if not all(math.isfinite(s) and s > 0 for s in stds):
+        raise ValueError(f'std must hold finite numbers > 0, got {list(stds)}')
+    return means, stds
 
 
 def _check_crop(height: int, width: int, crop_size: int) -> None:
@@ -318,13 +354,20 @@ class SatCLIPBatchAugmentation(nn.Module):
 
     In this order, for each image: crop to ``crop_size`` (random in training,
     centred otherwise) and, in training, flip horizontally and vertically with
-    p = 0.5; convert to float32 and divide by ``scale``; insert an all-zero
-    band at index 10 (Sentinel-2 B10, to go from the 12 bands of S2-100K to
-    the 13 of SSL4EO-S12 backbones); in training apply a 3 x 3 Gaussian blur
-    with sigma from U(0.1, 2.0) (always applied, as torchvision's
-    ``GaussianBlur(3)`` in the reference; reflect padding). Cropping first,
-    in the input dtype, keeps the working copies small; flips, scaling and the
-    zero band commute with it, so the result is the reference's.
+    p = 0.5; convert to float32 and divide by ``scale``; if ``mean`` and
+    ``std`` are given, normalise each band, ``(x - mean[c]) / std[c]``; in
+    training apply a 3 x 3 Gaussian blur with sigma from U(0.1, 2.0) (always
+    applied, as torchvision's ``GaussianBlur(3)`` in the reference; reflect
+    padding); insert an all-zero band at index 10 (Sentinel-2 B10, to go from
+    the 12 bands of S2-100K to the 13 of SSL4EO-S12 backbones). Cropping
+    first, in the input dtype, keeps the working copies small; flips,
+    scaling, normalisation and the zero band commute with it, and the
+    per-band normalisation commutes with the blur (a per-band affine map
+    through a kernel summing to 1), so the result is the reference's.
+
+    ``mean`` and ``std`` are per *input* band (12 for S2-100K, before B10 is
+    inserted) and in the units left after ``scale`` (reflectance for
+    S2-100K with ``scale=10000``); the inserted B10 band stays all zero.
 
     The batch is processed ``chunk_size`` images at a time into one
     preallocated float32 output: peak memory is the output plus one chunk's
@@ -335,7 +378,7 @@ class SatCLIPBatchAugmentation(nn.Module):
     on average); longitudes that leave [-180, 180] are wrapped around the
     dateline and latitudes are clamped to [-90, 90].
 
-    Keys other than ``image`` and ``point`` (e.g. ``skipped``) pass through.
+    Keys other than ``image`` and ``point`` pass through.
     """
 
     def __init__(
@@ -349,6 +392,8 @@ class SatCLIPBatchAugmentation(nn.Module):
         blur: bool = True,
         coordinate_jitter: float = 0.01,
         chunk_size: int = 256,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> None:
         """Initialize a new SatCLIPBatchAugmentation instance.
 
@@ -363,9 +408,15 @@ class SatCLIPBatchAugmentation(nn.Module):
             coordinate_jitter: Half-width in degrees of the uniform noise added
                 to lon and lat (training only); 0 switches it off.
             chunk_size: Images processed at once; bounds the working memory.
+            mean: Per-band mean subtracted after scaling, one value per input
+                band (before B10 is inserted); None for no normalisation.
+            std: Per-band standard deviation divided by after subtracting
+                ``mean``; given together with ``mean``.
 
         Raises:
-            ValueError: If ``chunk_size`` or ``crop_size`` is below 1.
+            ValueError: If ``chunk_size`` or ``crop_size`` is below 1, or if
+                ``mean`` and ``std`` are not both given (or both None), differ
+                in length, or hold a non-finite value or a ``std`` <= 0.
         """
         super().__init__()
         if chunk_size < 1:
@@ -380,6 +431,7 @@ class SatCLIPBatchAugmentation(nn.Module):
         self.blur = blur and train
         self.coordinate_jitter = coordinate_jitter if train else 0.0
         self.chunk_size = chunk_size
+        self.mean, self.std = check_normalisation(mean, std)
 
     def output_channels(self, bands: int) -> int:
         """Number of bands of the output for ``bands`` input bands.
@@ -430,7 +482,8 @@ class SatCLIPBatchAugmentation(nn.Module):
         Raises:
             ValueError: If the images are smaller than ``crop_size``, or have
                 fewer than 10 bands while ``insert_zero_b10`` is set, or the
-                views do not match the batch.
+                views do not match the batch, or ``mean``/``std`` do not have
+                one value per band.
         """
         batch, bands, height, width = images.shape
         _check_crop(height, width, self.crop_size)
@@ -448,11 +501,14 @@ class SatCLIPBatchAugmentation(nn.Module):
         )
         views = views.to(images.device)
         steps = torch.arange(crop, device=images.device)
+        normalise = self._normalisation(bands, images.device)
         for start in range(0, batch, self.chunk_size):
             rows = slice(start, min(start + self.chunk_size, batch))
             chunk = self._crop_to_float(images[rows], views[rows], steps)
             if self.scale is not None:
                 chunk /= self.scale
+            if normalise is not None:
+                chunk.sub_(normalise[0]).div_(normalise[1])
             if views.sigma[rows].any():
                 chunk = _blur(chunk, views.sigma[rows])
             if self.insert_zero_b10:
@@ -462,6 +518,22 @@ class SatCLIPBatchAugmentation(nn.Module):
             else:
                 out[rows] = chunk
         return out
+
+    def _normalisation(
+        self, bands: int, device: torch.device
+    ) -> tuple[Tensor, Tensor] | None:
+        """``mean`` and ``std`` as ``(C, 1, 1)`` tensors on ``device``, or None."""
+        if self.mean is None or self.std is None:
+            return None
+        if len(self.mean) != bands:
+            raise ValueError(
+                f'mean and std have {len(self.mean)} values, but the images have '
+                f'{bands} bands; give one value per input band (before the B10 '
+                f'band is inserted: 12 for S2-100K)'
+            )
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=device)
+        std = torch.tensor(self.std, dtype=torch.float32, device=device)
+        return mean[:, None, None], std[:, None, None]
 
     @staticmethod
     def _crop_to_float(images: Tensor, views: ViewParameters, steps: Tensor) -> Tensor:
@@ -548,4 +620,9 @@ class SatCLIPBatchAugmentation(nn.Module):
             f'scale={self.scale}, insert_zero_b10={self.insert_zero_b10}, '
             f'coordinate_jitter={self.coordinate_jitter}, '
             f'chunk_size={self.chunk_size}'
+            + (
+                ''
+                if self.mean is None
+                else f', mean={list(self.mean)}, std={list(self.std or ())}'
+            )
         )
