@@ -1,5 +1,6 @@
 """Datasets for SatCLIP pretraining."""
 
+from .bluemarble_landcover import BlueMarbleLandCover
 from .s2_100k import (
     SatCLIPDatasetNotFoundError,
     SatCLIPImageryDataset,
@@ -10,6 +11,7 @@ from .s2_100k import (
 )
 
 __all__ = [
+    'BlueMarbleLandCover',
     'SatCLIPDatasetNotFoundError',
     'SatCLIPImageryDataset',
     'TileCheckError',

@@ -1,6 +1,14 @@
 """TorchGeo tasks: SatCLIP pretraining and downstream probes."""
 
+from .fusion import LocationFusionClassification, LocationFusionRegression
 from .probes import LocationClassificationTask, LocationRegressionTask
-from .satclip import SatCLIPTask
+from .satclip import SatCLIPPretraining, SatCLIPTask
 
-__all__ = ['LocationClassificationTask', 'LocationRegressionTask', 'SatCLIPTask']
+__all__ = [
+    'LocationClassificationTask',
+    'LocationFusionClassification',
+    'LocationFusionRegression',
+    'LocationRegressionTask',
+    'SatCLIPPretraining',
+    'SatCLIPTask',
+]

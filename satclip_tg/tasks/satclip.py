@@ -19,8 +19,9 @@ from ..image.backbones import backbone_projection
 from ..location.encoder import LocationEncoder, build_location_encoder
 from ..losses import ClipLoss, clip_logits
 from ..plugins import get_registry
+from ..renamed_arguments import NEW_NAMES, resolve_renamed
 
-__all__ = ['CHECKPOINT_KEY', 'SatCLIPTask']
+__all__ = ['CHECKPOINT_KEY', 'SatCLIPPretraining', 'SatCLIPTask']
 
 #: Key under which checkpoints store what rebuilds the location encoder alone.
 CHECKPOINT_KEY = 'satclip_tg'
@@ -28,7 +29,7 @@ CHECKPOINT_KEY = 'satclip_tg'
 CHECKPOINT_FORMAT = 1
 
 
-class SatCLIPTask(BaseTask):
+class SatCLIPPretraining(BaseTask):
     """Contrastive pretraining of a location encoder against satellite images.
 
     Each batch holds images and the (lon, lat) they were taken at. The image
@@ -51,20 +52,29 @@ class SatCLIPTask(BaseTask):
     between each image's true location and the location retrieved for it) and
     ``random_median_km`` (the same for a random in-batch guess, for scale).
 
+    The class and argument names follow TorchGeo's tasks (`torchgeo.tasks.SimCLR`,
+    `torchgeo.tasks.MoCo`: no ``Task`` suffix; ``model``, ``weights``,
+    ``gather_distributed``). ``Pretraining`` keeps the name apart from
+    `torchgeo.models.SatCLIP` (the location encoder alone) and the SatCLIP
+    weights enums. `SatCLIPTask` is the older name of the same class: the class
+    path of configs and checkpoints saved before the rename, which still load.
+
     If you use this task, please cite:
 
     * https://doi.org/10.1609/aaai.v39i4.32457
     """
 
-    ignore = None
+    # The deprecated argument names: their values are stored under the new
+    # names, so that new checkpoints only hold those.
+    ignore = tuple(NEW_NAMES)
     monitor = 'val_loss'
     mode = 'min'
 
     def __init__(
         self,
-        backbone: str = 'resnet18',
-        backbone_weights: str | None = None,
-        backbone_args: dict[str, Any] | None = None,
+        model: str = 'resnet18',
+        weights: str | None = None,
+        model_args: dict[str, Any] | None = None,
         in_channels: int = 13,
         freeze_backbone: bool = True,
         positional_encoding: str = 'sphericalharmonics',
@@ -79,17 +89,22 @@ class SatCLIPTask(BaseTask):
         min_lr: float = 0.0,
         initial_temperature: float = 0.07,
         max_logit_scale: float = 100.0,
-        gather_negatives: bool = True,
+        gather_distributed: bool = True,
+        backbone: str | None = None,
+        backbone_weights: str | None = None,
+        backbone_args: dict[str, Any] | None = None,
+        gather_negatives: bool | None = None,
     ) -> None:
         """Initialize the task.
 
         Args:
-            backbone: Registered image backbone, e.g. ``'resnet18'``,
-                ``'resnet50'``, ``'vit_small_patch16_224'`` or a plugin's.
-            backbone_weights: ``None`` (random initialisation), a TorchGeo
+            model: Registered image backbone, e.g. ``'resnet18'``,
+                ``'resnet50'``, ``'vit_small_patch16_224'`` or a plugin's, or
+                any timm model name, e.g. ``'efficientnet_b0'``.
+            weights: ``None`` (random initialisation), a TorchGeo
                 weights name such as ``'ResNet18_Weights.SENTINEL2_ALL_MOCO'``,
                 or a checkpoint path.
-            backbone_args: Further options of the backbone, e.g.
+            model_args: Further options of the backbone, e.g.
                 ``{'img_size': 256}`` for a ViT at another input size.
             in_channels: Number of image bands the backbone takes (13 for the
                 SSL4EO-S12 weights: S2-100K's 12 bands plus an empty B10).
@@ -114,9 +129,31 @@ class SatCLIPTask(BaseTask):
             min_lr: Final learning rate of the cosine schedule.
             initial_temperature: Initial softmax temperature (CLIP: 0.07).
             max_logit_scale: Upper clamp of the inverse temperature (CLIP: 100).
-            gather_negatives: In distributed training, contrast each sample
+            gather_distributed: In distributed training, contrast each sample
                 with the embeddings of all processes, not just its own.
+            backbone: Deprecated name of ``model``.
+            backbone_weights: Deprecated name of ``weights``.
+            backbone_args: Deprecated name of ``model_args``.
+            gather_negatives: Deprecated name of ``gather_distributed``.
+
+        Raises:
+            ValueError: If a deprecated name and its new name are both given
+                with different values.
         """
+        # The old names win when given (they are None otherwise); the locals
+        # are reassigned before save_hyperparameters reads them.
+        model = resolve_renamed('model', model, backbone, 'resnet18')
+        weights = resolve_renamed('weights', weights, backbone_weights, None)
+        model_args = resolve_renamed('model_args', model_args, backbone_args, None)
+        gather_distributed = resolve_renamed(
+            'gather_distributed', gather_distributed, gather_negatives, True
+        )
+        self._renamed_hparams: dict[str, Any] = {
+            'model': model,
+            'weights': weights,
+            'model_args': model_args,
+            'gather_distributed': gather_distributed,
+        }
         self.location_encoder: LocationEncoder
         self.image_encoder: nn.Module
         self._skipped_tiles = 0
@@ -124,6 +161,7 @@ class SatCLIPTask(BaseTask):
 
     def configure_models(self) -> None:
         """Build the image encoder, the location encoder and the temperature."""
+        self._store_renamed_hparams()
         hparams = self.hparams
         self.location_encoder = build_location_encoder(
             hparams['positional_encoding'],
@@ -132,13 +170,13 @@ class SatCLIPTask(BaseTask):
             positional_encoding_args=hparams['positional_encoding_args'],
             network_args=hparams['network_args'],
         )
-        factory = get_registry().get('image_backbone', hparams['backbone']).factory
+        factory = get_registry().get('image_backbone', hparams['model']).factory
         self.image_encoder = factory(
             hparams['in_channels'],
             hparams['embed_dim'],
-            weights=hparams['backbone_weights'],
+            weights=hparams['weights'],
             freeze=hparams['freeze_backbone'],
-            **(hparams['backbone_args'] or {}),
+            **(hparams['model_args'] or {}),
         )
         if not 0 < hparams['initial_temperature']:
             raise ValueError('initial_temperature must be positive')
@@ -146,9 +184,24 @@ class SatCLIPTask(BaseTask):
             torch.tensor(math.log(1 / hparams['initial_temperature']))
         )
 
+    def _store_renamed_hparams(self) -> None:
+        """Store the renamed arguments' values under their new names.
+
+        Under LightningCLI, ``save_hyperparameters`` stores the parsed config
+        rather than ``__init__``'s locals, so a config that used an old name
+        leaves the new name at its default there: put the resolved values in
+        both the hyperparameters and the initial ones (which loggers record).
+        """
+        initial = getattr(self, '_hparams_initial', None)
+        for stored in (self.hparams, initial):
+            if isinstance(stored, dict):
+                stored.update(self._renamed_hparams)
+                for old in NEW_NAMES:
+                    stored.pop(old, None)
+
     def configure_losses(self) -> None:
         """Set up the CLIP loss."""
-        self.criterion = ClipLoss(self.hparams['gather_negatives'])
+        self.criterion = ClipLoss(self.hparams['gather_distributed'])
 
     def configure_metrics(self) -> None:
         """Set up the epoch-level distance metrics."""
@@ -197,7 +250,7 @@ class SatCLIPTask(BaseTask):
         if features.ndim != 2 or (width is not None and features.shape[1] != width):
             raise ValueError(
                 f'cached features have shape {tuple(features.shape)}, but the '
-                f'projection of the {self.hparams["backbone"]} backbone takes '
+                f'projection of the {self.hparams["model"]} backbone takes '
                 f'(B, {width}): the feature cache was made with another backbone; '
                 f'run satclip-tg cache-features with this config'
             )
@@ -258,7 +311,8 @@ class SatCLIPTask(BaseTask):
             why = (
                 'the others were unreadable tiles'
                 if skipped is not None and int(skipped.sum())
-                else 'from the training loader'
+                # S2100KDataModule takes the count out of the batch itself.
+                else 'from the training loader; unreadable tiles may have left it alone'
             )
             warnings.warn(
                 f'skipped a training batch of 1 image ({why}): the BatchNorm '
@@ -319,7 +373,7 @@ class SatCLIPTask(BaseTask):
         if causes and self._batchnorm_trains():
             raise ValueError(
                 f'training would see batches of 1 image ({causes[0]}), but the '
-                f'{self.hparams["backbone"]} backbone has BatchNorm layers that '
+                f'{self.hparams["model"]} backbone has BatchNorm layers that '
                 f'train, which fail on (or learn nothing from) one image. Set '
                 f'data.init_args.batch_size to at least 2 and give the training '
                 f'split at least 2 tiles per device (more data, or a smaller '
@@ -328,12 +382,22 @@ class SatCLIPTask(BaseTask):
             )
 
     def _count_skipped(self, batch: dict[str, Tensor]) -> None:
+        # `S2100KDataModule` counts skipped tiles itself and hands plain
+        # batches; a loader of one's own may still put the count in the batch.
         skipped = batch.get('skipped')
         if skipped is not None:
             self._skipped_tiles += int(skipped.sum())
 
     def on_train_epoch_end(self) -> None:
-        """Report the tiles that were skipped as unreadable in this epoch."""
+        """Report the tiles that were skipped as unreadable in this epoch.
+
+        Adds the data module's count (`S2100KDataModule.take_skipped_tiles`)
+        to any counted in the batches, warns and logs ``skipped_tiles``.
+        """
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        take = getattr(datamodule, 'take_skipped_tiles', None)
+        if callable(take):
+            self._skipped_tiles += int(take('train'))
         if self._skipped_tiles:
             warnings.warn(
                 f'{self._skipped_tiles} unreadable tiles were skipped in epoch '
@@ -502,15 +566,26 @@ class SatCLIPTask(BaseTask):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what rebuilds the location encoder without an image backbone.
 
+        Also stores the model card (`satclip_tg.model_card.build_model_card`:
+        data, config, metrics at save time, versions, date) under
+        ``'model_card'``; checkpoints without one still load.
+
         Args:
             checkpoint: The checkpoint being saved.
         """
+        from ..model_card import build_model_card
+
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # saved by hand, without a trainer
+            trainer = None
         checkpoint[CHECKPOINT_KEY] = {
             'format': CHECKPOINT_FORMAT,
             'location_encoder': {
                 'config': self.location_encoder.config,
                 'state_dict_prefix': 'location_encoder.',
             },
+            'model_card': build_model_card(self, trainer),
         }
 
 
@@ -570,3 +645,9 @@ def _is_norm(module: nn.Module, parameter_name: str) -> bool:
         nn.LayerNorm,
     )
     return isinstance(owner, tuple(norms))
+
+
+#: The older name of `SatCLIPPretraining` (the same class, without a warning):
+#: the class path ``satclip_tg.tasks.SatCLIPTask`` of configs and checkpoints
+#: saved before the rename.
+SatCLIPTask = SatCLIPPretraining

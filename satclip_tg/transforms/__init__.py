@@ -9,9 +9,11 @@ from .augmentation import (
     random_views,
     seeded_views,
 )
+from .location_embedding import LocationEmbedding
 
 __all__ = [
     'B10_INDEX',
+    'LocationEmbedding',
     'SatCLIPBatchAugmentation',
     'ViewParameters',
     'centre_views',
