@@ -443,7 +443,7 @@ def cases() -> list[Case]:
         else None,
         Case(
             'fit missing data root',
-            ['fit', *LIVE[:1], '--data.init_args.root={work}/none'],
+            ['fit', *LIVE, '--data.init_args.root={work}/none'],
         ),
         Case(
             'fit index escapes root',
