@@ -11,8 +11,9 @@ import difflib
 import importlib
 import inspect
 import re
+import sys
 
-__all__ = ['summarise_config_error', 'user_error_message']
+__all__ = ['report_error', 'summarise_config_error', 'user_error_message']
 
 # Lines of jsonargparse's messages that say nothing a user needs: the Union
 # plumbing around every class option, and the repr of the whole value.
@@ -62,6 +63,19 @@ def _role(class_path: str) -> str:
     if cls is not None and issubclass(cls, LightningDataModule):
         return f'data ({class_path})'
     return class_path
+
+
+def report_error(message: str) -> int:
+    """Print a sub-command's user error, ``satclip-tg: error: ...``, to stderr.
+
+    Args:
+        message: What went wrong and what to do.
+
+    Returns:
+        1, the exit status of a user error, so a handler can ``return`` it.
+    """
+    print(f'satclip-tg: error: {message}', file=sys.stderr)
+    return 1
 
 
 def summarise_config_error(message: str) -> str:
@@ -126,9 +140,7 @@ def user_error_message(error: BaseException) -> str | None:
     """
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from ..benchmark.sources import DataUnavailableError
-    from ..datasets.s2_100k import UnreadableTileError
-    from ..resources import HostMemoryError
+    from ..errors import DataUnavailableError, HostMemoryError, UnreadableTileError
 
     if isinstance(error, argparse.ArgumentError):
         return summarise_config_error(str(error))
