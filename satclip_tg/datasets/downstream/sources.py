@@ -21,6 +21,9 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ...errors import DataUnavailableError
+from ...optional import module_available
+
 __all__ = [
     'SOURCES',
     'DataSource',
@@ -29,10 +32,6 @@ __all__ = [
     'download_wheels',
     'module_available',
 ]
-
-
-class DataUnavailableError(RuntimeError):
-    """A downstream task's data or reader package is not available."""
 
 
 def default_cache_dir() -> pathlib.Path:
@@ -49,21 +48,6 @@ def default_cache_dir() -> pathlib.Path:
         return pathlib.Path(explicit).expanduser()
     base = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
     return pathlib.Path(base).expanduser() / 'satclip-tg' / 'benchmark'
-
-
-def module_available(name: str) -> bool:
-    """Whether a module can be imported, without importing it.
-
-    Args:
-        name: The top-level module name.
-
-    Returns:
-        True if the module is installed.
-    """
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -218,7 +202,7 @@ class DataSource:
         return digest.hexdigest()[:12]
 
 
-#: The packaged data files the built-in tasks and baselines read.
+#: The packaged data files the built-in downstream data sets and baselines read.
 SOURCES: dict[str, DataSource] = {
     source.key: source
     for source in (

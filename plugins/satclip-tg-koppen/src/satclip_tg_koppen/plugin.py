@@ -3,11 +3,13 @@
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from satclip_tg.plugins import HOOK_API_VERSION, hookimpl
+from satclip_tg.plugins import hookimpl
 
 from .task import KoppenTask
 
-SATCLIP_TG_HOOK_API = HOOK_API_VERSION
+# The hook API this plugin was written against, as a literal: importing
+# HOOK_API_VERSION would claim whatever version is installed (docs/plugins.md).
+SATCLIP_TG_HOOK_API = 1
 
 
 @hookimpl

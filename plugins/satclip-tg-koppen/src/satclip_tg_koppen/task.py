@@ -1,19 +1,18 @@
-"""The ``koppen`` downstream task: climate groups at land points."""
+"""The ``koppen`` downstream data set: climate groups at land points."""
 
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from satclip_tg.benchmark import data
-from satclip_tg.benchmark.tasks import PackagedTask
+from satclip_tg.datasets.downstream import PackagedDownstreamDataset, readers
 
 from .classify import KOPPEN_GROUPS, koppen_groups
 
 __all__ = ['KoppenTask']
 
 
-class KoppenTask(PackagedTask):
+class KoppenTask(PackagedDownstreamDataset):
     """Main Koppen-Geiger climate group (A, B, C, D, E) at land points.
 
     Classification with 5 classes. Labels follow the rules of Beck et al.
@@ -47,6 +46,6 @@ class KoppenTask(PackagedTask):
         Returns:
             ``(labels, valid)``; every point gets a label.
         """
-        temperature, precipitation = data.era5_monthly(coords, self.cache_dir)
+        temperature, precipitation = readers.era5_monthly(coords, self.cache_dir)
         labels = koppen_groups(temperature, precipitation, coords[:, 1])
         return labels, np.ones(len(coords), dtype=bool)

@@ -1,0 +1,8 @@
+"""Deprecated: use `satclip_tg.datasets.downstream.readers`.
+
+Every name still resolves here, with a `FutureWarning`.
+"""
+
+from .._deprecated import forwarder
+
+__getattr__ = forwarder(__name__, 'satclip_tg.datasets.downstream.readers')
