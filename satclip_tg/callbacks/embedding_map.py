@@ -19,8 +19,9 @@ class EmbeddingMapLogger(Callback):
     The task's location encoder (``pl_module.location_encoder``) embeds the
     cell centres of a global grid; the first three principal components
     (area-weighted) become the red, green and blue channels of an image in
-    plate carree, north up (`satclip_tg.demo.embedding_map`: the same map as
-    the demo's ``embedding_map.png``, without coastlines). The image goes to
+    plate carree, north up (`satclip_tg.embedding.embed_grid` and
+    `satclip_tg.embedding.principal_components_rgb`: the same map as the
+    demo's ``embedding_map.png``, without coastlines). The image goes to
     TensorBoard as ``embedding_map`` at the current global step, so its
     slider shows how the embeddings take shape during pretraining.
 
@@ -109,18 +110,20 @@ class EmbeddingMapLogger(Callback):
         Returns:
             ``(180 / resolution, 360 / resolution, 3)`` float32 RGB in [0, 1].
         """
-        # The demo module is imported here: it needs rasterio and matplotlib
-        # only for its other functions, and a callback should import fast.
-        from ..demo.embedding_map import (
-            embed_grid,
-            global_grid,
-            principal_components_rgb,
-        )
+        # Imported here: a callback should import fast.
+        from ..embedding.grid import GridSpec, embed_grid
+        from ..embedding.pca import principal_components_rgb
 
+        grid = GridSpec.from_bbox((-180, -90, 180, 90), self.resolution)
         device = next(encoder.parameters(), torch.empty(0)).device
-        # The location encoder runs in float32 in training too (see SatCLIPPretraining).
-        with torch.autocast(device_type=device.type, enabled=False):
-            embeddings = embed_grid(encoder, self.resolution)
-        _, lat = global_grid(self.resolution)
-        rgb, _ = principal_components_rgb(embeddings, np.cos(np.radians(lat)))
+        was_training = encoder.training
+        try:
+            # The location encoder runs in float32 in training too (see
+            # SatCLIPPretraining).
+            with torch.autocast(device_type=device.type, enabled=False):
+                embeddings = embed_grid(encoder, grid)
+        finally:
+            encoder.train(was_training)
+        latitudes = grid.latitudes().numpy()[:, None]
+        rgb, _ = principal_components_rgb(embeddings, np.cos(np.radians(latitudes)))
         return rgb.astype(np.float32)

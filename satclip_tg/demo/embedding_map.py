@@ -5,19 +5,22 @@ three principal components of the embeddings (area-weighted, so that the
 crowded polar cells of a lon/lat grid do not dominate) become the red, green
 and blue channels of an image in plate carree, with the coastlines of a land
 mask drawn on top. Places the encoder deems alike get alike colours.
+
+The grid embedding and the PCA colouring are `satclip_tg.embedding`'s
+(`embed_grid`, `principal_components_rgb`); this module draws the map.
 """
 
 import os
 import pathlib
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from torch import nn
 
 from ..atomic import atomic_output
-from .bluemarble import LandMask
+from ..datasets.bluemarble import LandMask
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -55,35 +58,44 @@ def global_grid(resolution: float = 0.5) -> tuple[FloatArray, FloatArray]:
     return lon_grid, lat_grid
 
 
+def _embed_global_grid(
+    encoder: nn.Module, resolution: float = 0.5
+) -> npt.NDArray[np.float32]:
+    """Embed the cell centres of `global_grid`; the encoder's mode is kept.
+
+    Args:
+        encoder: Maps ``(N, 2)`` (lon, lat) tensors to ``(N, D)``; run in eval
+            mode without gradients (its mode is restored afterwards).
+        resolution: Grid cell size in degrees; must divide 180.
+
+    Returns:
+        ``(rows, cols, D)`` float32 embeddings, row 0 northernmost.
+    """
+    from ..embedding.grid import GridSpec, embed_grid
+
+    was_training = encoder.training
+    try:
+        return embed_grid(encoder, GridSpec.from_bbox((-180, -90, 180, 90), resolution))
+    finally:
+        encoder.train(was_training)
+
+
 def embed_grid(
     encoder: nn.Module, resolution: float = 0.5, batch_size: int = 65536
 ) -> npt.NDArray[np.float32]:
-    """Embed the cell centres of a global grid.
+    """Deprecated: use `satclip_tg.embedding.embed_grid` with a `GridSpec`.
 
     Args:
-        encoder: Maps ``(N, 2)`` (lon, lat) float32 tensors to ``(N, D)``; run
-            in eval mode without gradients (its mode is restored afterwards).
+        encoder: Maps ``(N, 2)`` (lon, lat) tensors to ``(N, D)``; run in eval
+            mode without gradients (its mode is restored afterwards).
         resolution: Grid cell size in degrees (`global_grid`).
-        batch_size: Points per forward pass.
+        batch_size: Ignored (the grid is embedded in bounded row bands).
 
     Returns:
         ``(rows, cols, D)`` float32 embeddings.
     """
-    lon, lat = global_grid(resolution)
-    coords = torch.from_numpy(np.stack([lon.ravel(), lat.ravel()], axis=1)).float()
-    device = next(encoder.parameters(), torch.empty(0)).device
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            parts = [
-                encoder(coords[i : i + batch_size].to(device)).float().cpu()
-                for i in range(0, len(coords), batch_size)
-            ]
-    finally:
-        encoder.train(was_training)
-    embeddings = torch.cat(parts).numpy()
-    return embeddings.reshape(*lon.shape, -1)
+    _deprecated('embed_grid', 'satclip_tg.embedding.embed_grid')
+    return _embed_global_grid(encoder, resolution)
 
 
 def principal_components_rgb(
@@ -91,60 +103,28 @@ def principal_components_rgb(
     weights: npt.ArrayLike | None = None,
     clip_percentile: float = 1.0,
 ) -> tuple[FloatArray, FloatArray]:
-    r"""Project embeddings on their first three principal components as colours.
-
-    With weights $w_i$ (e.g. cell areas), the mean is
-    $\mu = \sum_i w_i x_i / \sum_i w_i$ and the components are the leading
-    eigenvectors of $\sum_i w_i (x_i - \mu)(x_i - \mu)^\top / \sum_i w_i$.
-    Each component's scores are mapped linearly from their
-    ``clip_percentile`` and ``100 - clip_percentile`` percentiles to $[0, 1]$
-    and clipped. The sign of each component is fixed so that its largest
-    loading is positive, which makes the colours reproducible.
+    """Deprecated: use `satclip_tg.embedding.principal_components_rgb`.
 
     Args:
-        embeddings: ``(..., D)`` embeddings, $D \ge 1$.
-        weights: Weights broadcastable to ``embeddings.shape[:-1]``; None for
-            equal weights.
-        clip_percentile: Percentile (in %) clipped at each end of every
-            channel, in $[0, 50)$.
+        embeddings: ``(..., D)`` embeddings.
+        weights: Weights broadcastable to ``embeddings.shape[:-1]``.
+        clip_percentile: Percentile (in %) clipped at each end of every channel.
 
     Returns:
-        ``(rgb, explained)``: ``(..., 3)`` colours in $[0, 1]$ (a channel is
-        0.5 where a component is missing or constant) and the share of the
-        (weighted) variance each component explains, ``(3,)``.
-
-    Raises:
-        ValueError: If ``clip_percentile`` is out of range.
+        ``(rgb, explained)`` as the new function.
     """
-    if not 0.0 <= clip_percentile < 50.0:
-        raise ValueError(f'clip_percentile must be in [0, 50), got {clip_percentile}')
-    x = np.asarray(embeddings, dtype=np.float64)
-    shape = x.shape[:-1]
-    flat = x.reshape(-1, x.shape[-1])
-    if weights is None:
-        w = np.ones(len(flat))
-    else:
-        w = np.broadcast_to(np.asarray(weights, dtype=np.float64), shape).ravel()
-    w = w / w.sum()
-    centred = flat - w @ flat
-    covariance = (centred * w[:, None]).T @ centred
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1][:3]
-    components = eigenvectors[:, order]
-    signs = np.sign(components[np.abs(components).argmax(axis=0), range(len(order))])
-    components = components * np.where(signs == 0, 1.0, signs)
-    scores = centred @ components
-    rgb = np.full((len(flat), 3), 0.5)
-    explained = np.zeros(3)
-    total = max(float(eigenvalues.clip(min=0).sum()), 1e-300)
-    for channel in range(len(order)):
-        explained[channel] = max(float(eigenvalues[order[channel]]), 0.0) / total
-        low, high = np.percentile(
-            scores[:, channel], [clip_percentile, 100.0 - clip_percentile]
-        )
-        if high > low:
-            rgb[:, channel] = np.clip((scores[:, channel] - low) / (high - low), 0, 1)
-    return rgb.reshape(*shape, 3), explained
+    from ..embedding.pca import principal_components_rgb as colours
+
+    _deprecated('principal_components_rgb', 'satclip_tg.embedding.pca')
+    return colours(embeddings, weights, clip_percentile)
+
+
+def _deprecated(name: str, replacement: str) -> None:
+    warnings.warn(
+        f'satclip_tg.demo.embedding_map.{name} is deprecated; use {replacement}',
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def write_embedding_map(
@@ -183,11 +163,13 @@ def write_embedding_map(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    embeddings = embed_grid(encoder, resolution)
+    from ..embedding.pca import principal_components_rgb as colours
+
+    embeddings = _embed_global_grid(encoder, resolution)
     if weights is None:
         _, lat = global_grid(resolution)
         weights = np.cos(np.radians(lat))
-    rgb, explained = principal_components_rgb(embeddings, weights)
+    rgb, explained = colours(embeddings, weights)
 
     figure = Figure(figsize=(10, 5.6), layout='constrained')
     FigureCanvasAgg(figure)

@@ -1,26 +1,15 @@
-r"""Embeddings on regular longitude/latitude grids, and GeoTIFF rasters of them.
+"""Embeddings on regular longitude/latitude grids, and GeoTIFF rasters of them.
 
 On a regular grid every row of cells shares one latitude and every column one
-longitude. The SatCLIP encoder is spherical harmonics followed by a SIREN
-whose first layer is linear, and each harmonic factorises into a latitude part
-and a longitude part:
-
-$$Y_l^m(\lambda, \varphi) = A_l^m(\varphi)\, T_m(\lambda),$$
-
-with $A_l^m = \sqrt2\,\bar P_l^{|m|}$ ($m \ne 0$) or
-$\pi\,\bar P_l^0$ ($m = 0$) and $T_m = \cos(m\phi)$ ($m > 0$),
-$\sin(|m|\phi)$ ($m < 0$), $1$ ($m = 0$). So the first layer's
-pre-activation of hidden unit $k$ is
-
-$$\sum_{l,m} W_{k,lm} A_l^m(\varphi) T_m(\lambda) + b_k
-  = \sum_{m=-(L-1)}^{L-1} T_m(\lambda) \underbrace{\sum_{l \ge |m|}
-  W_{k,lm} A_l^m(\varphi)}_{C_{k,m}(\varphi)} + b_k .$$
-
-`RowFactorization` computes $C(\varphi)$ once per row (in float64) and
-$T(\lambda)$ once per column, so each cell costs $2L - 1$ multiply-adds per
-hidden unit instead of $L^2$ (79 instead of 1600 at $L = 40$), and no
-harmonics are evaluated per cell. The result is exact: it equals the plain
-evaluation up to floating-point rounding (tested).
+longitude. When the encoding's linear maps factorise by latitude and
+longitude (spherical harmonics: `LinearRowFactorization`) and the network
+starts with an affine map it can continue after (the SIREN), the first
+layer's pre-activations are computed once per row and once per column:
+`RowFactorization` costs $2L - 1$ multiply-adds per cell and hidden unit
+instead of $L^2$ (79 instead of 1600 at $L = 40$), and evaluates no
+harmonics per cell. The result is exact: it equals the plain evaluation up to
+floating-point rounding (tested). The parts are asked for these capabilities
+(`satclip_tg.embedding.capabilities`), not checked for their class.
 """
 
 import contextlib
@@ -35,19 +24,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
-from ..location.encoder import LocationEncoder, encoder_device, encoder_dtype
-from ..location.encodings._spherical_harmonics_kernels import harmonics_torch
-from ..location.encodings.spherical_harmonics import SphericalHarmonics
-from ..location.networks.siren import SirenNet
-from .engine import (
-    embed_points,
-    siren_forward,
-    siren_layers,
+from ..location.encoder import encoder_device, encoder_dtype
+from ..location.encodings.spherical_harmonics import LinearRowFactorization
+from .capabilities import (
+    SupportsLinearFactorization,
+    SupportsLinearInput,
+    has_row_factorization,
 )
+from .engine import embed_points, embedding_width
 from .pca import PCAProjection, save_png
 
 __all__ = [
@@ -189,26 +177,25 @@ class GridSpec:
         return from_origin(self.min_lon, self.max_lat, self.resolution, self.resolution)
 
 
-def supports_row_factorization(encoder: LocationEncoder) -> bool:
-    """Whether `RowFactorization` applies: spherical harmonics + SIREN, eval mode.
+def supports_row_factorization(encoder: nn.Module) -> bool:
+    """Whether `RowFactorization` applies to an encoder.
 
     Args:
         encoder: A location encoder.
 
     Returns:
-        ``True`` for the SatCLIP architecture in eval mode.
+        ``True`` when its encoding offers ``factorize_linear`` (spherical
+        harmonics), its network ``input_linear`` and ``forward_from_linear``
+        (SIREN), and it is in eval mode.
     """
-    return (
-        isinstance(encoder.positional_encoding, SphericalHarmonics)
-        and isinstance(encoder.network, SirenNet)
-        and not encoder.training
-    )
+    return has_row_factorization(encoder)
 
 
 class RowFactorization:
-    """Exact row-factorised evaluation of a SatCLIP encoder on grids.
+    """Exact row-factorised evaluation of an encoder on grids.
 
-    See the module documentation for the algebra. Typical use::
+    See the module documentation and `LinearRowFactorization` for the
+    algebra. Typical use::
 
         factorization = RowFactorization(encoder)
         rows = factorization.row_coefficients(latitudes)    # (R, 2L-1, hidden)
@@ -216,57 +203,41 @@ class RowFactorization:
         emb = factorization.embed(rows, columns)            # (R, C, embed_dim)
     """
 
-    def __init__(self, encoder: LocationEncoder) -> None:
+    def __init__(self, encoder: nn.Module) -> None:
         """Prepare the factorisation of an encoder.
 
         Args:
-            encoder: Spherical harmonics + SIREN, in eval mode.
+            encoder: A location encoder whose parts offer the factorisation
+                (spherical harmonics + SIREN), in eval mode.
 
         Raises:
-            TypeError: If the encoder is not of that architecture or is training.
+            TypeError: If the encoder's parts do not offer it or it is training.
         """
-        if not supports_row_factorization(encoder):
+        encoding = getattr(encoder, 'positional_encoding', None)
+        network = getattr(encoder, 'network', None)
+        if not (
+            supports_row_factorization(encoder)
+            and isinstance(encoding, SupportsLinearFactorization)
+            and isinstance(network, SupportsLinearInput)
+        ):
             raise TypeError(
                 'row factorisation needs a sphericalharmonics + siren encoder in '
                 'eval mode; use plain_grid_embeddings for other encoders'
             )
-        encoding = encoder.positional_encoding
-        network = encoder.network
-        assert isinstance(encoding, SphericalHarmonics)
-        assert isinstance(network, SirenNet)
         self.encoding = encoding
         self.network = network
         self.dtype = encoder_dtype(encoder)
         self.device = encoder_device(encoder)
-        degrees = encoding.legendre_polys
-        self.legendre_polys = degrees
-        first = siren_layers(network)[0]
-        self._bias = first.bias.detach()
-        self._w0 = first.w0
-        self._activation = first.activation
-        # Features are ordered l^2 + l + m. Group j = m + L - 1 collects the
-        # degrees l = |m|..L-1 of order m; groups are padded to L entries with
-        # index L^2, a zero column, so that one batched product serves them all.
-        size = degrees * degrees
-        padded = [
-            [d * d + d + m for d in range(abs(m), degrees)] + [size] * abs(m)
-            for m in range(-(degrees - 1), degrees)
-        ]
-        self._padded = torch.tensor(padded, device=self.device)  # (2L-1, L)
-        weight = first.weight.detach().to(torch.float64)
-        weight = torch.cat([weight, weight.new_zeros(weight.shape[0], 1)], dim=1)
-        # (2L-1, L, hidden): the first-layer weights of each group.
-        self._group_weights = weight[:, self._padded].permute(1, 2, 0).contiguous()
-        self._mirror = torch.tensor(
-            [d * d + d + abs(m) for d in range(degrees) for m in range(-d, d + 1)]
-            + [size],
-            device=self.device,
-        )
+        weight, bias = network.input_linear()
+        self._bias = bias.detach()
+        self._factors = encoding.factorize_linear(weight.detach())
+        self.legendre_polys = int(getattr(encoding, 'legendre_polys', 0))
+        self._scratch: dict[str, Tensor] = {}
 
     @property
     def num_terms(self) -> int:
         """Number of longitude terms, $2L - 1$."""
-        return 2 * self.legendre_polys - 1
+        return self._factors.num_terms
 
     def latitude_factors(self, latitudes: Tensor, pad: bool = False) -> Tensor:
         r"""The latitude parts $A_l^m(\varphi)$ of all harmonics (float64).
@@ -278,18 +249,13 @@ class RowFactorization:
         Returns:
             ``(R, L^2)`` float64 (``L^2 + 1`` with ``pad``), columns ordered as
             the encoding's.
+
+        Raises:
+            TypeError: If the encoding is not the spherical harmonics.
         """
-        x_sign, phi_offset, m0_scale = self.encoding.convention_parameters
-        lat = torch.deg2rad(latitudes.to(self.device, torch.float64))
-        # At azimuth 0 every cos(m phi) is exactly 1 (and sin(m phi) 0), so the
-        # m >= 0 columns hold A; the m < 0 columns share A of order |m|.
-        lon = torch.full_like(lat, -phi_offset)
-        values = harmonics_torch(
-            lon, lat, self.encoding.tables, x_sign, phi_offset, m0_scale
-        )
-        values = torch.cat([values, values.new_zeros(values.shape[0], 1)], dim=1)
-        mirror = self._mirror if pad else self._mirror[:-1]
-        return values[:, mirror]
+        if not isinstance(self._factors, LinearRowFactorization):
+            raise TypeError('latitude factors are defined for spherical harmonics')
+        return self._factors.latitude_factors(latitudes, pad=pad)
 
     def row_coefficients(self, latitudes: Tensor) -> Tensor:
         """Contract the first layer with the latitude parts, once per row.
@@ -301,10 +267,8 @@ class RowFactorization:
             ``(R, 2L-1, hidden)`` coefficients $C_{k,m}$ in the network's dtype
             (computed in float64).
         """
-        factors = self.latitude_factors(latitudes, pad=True)  # (R, L^2 + 1)
-        grouped = factors[:, self._padded].permute(1, 0, 2)  # (2L-1, R, L)
-        coefficients = torch.bmm(grouped, self._group_weights)  # (2L-1, R, hidden)
-        return coefficients.permute(1, 0, 2).to(self.dtype).contiguous()
+        rows = self._factors.row_coefficients(latitudes)
+        return rows.to(self.dtype).contiguous()
 
     def column_terms(self, longitudes: Tensor) -> Tensor:
         r"""The longitude parts $T_m(\lambda)$, once per column.
@@ -315,35 +279,20 @@ class RowFactorization:
         Returns:
             ``(C, 2L-1)`` in the network's dtype, ordered m = -(L-1)..L-1.
         """
-        _, phi_offset, _ = self.encoding.convention_parameters
-        degrees = self.legendre_polys
-        phi = torch.deg2rad(longitudes.to(self.device, torch.float64)) + phi_offset
-        orders = torch.arange(1, degrees, dtype=torch.float64, device=self.device)
-        angles = phi[:, None] * orders
-        terms = torch.cat(
-            [
-                torch.sin(angles).flip(1),
-                torch.ones_like(phi)[:, None],
-                torch.cos(angles),
-            ],
-            dim=1,
-        )
-        return terms.to(self.dtype)
+        return self._factors.column_terms(longitudes).to(self.dtype)
 
     def first_layer(self, rows: Tensor, columns: Tensor) -> Tensor:
-        """Activations of the first SIREN layer for every cell.
+        """Pre-activations of the first layer (``W x + b``) for every cell.
 
         Args:
             rows: ``(R, 2L-1, hidden)`` from `row_coefficients`.
             columns: ``(C, 2L-1)`` from `column_terms`.
 
         Returns:
-            ``(R * C, hidden)`` activations, row-major over cells.
+            ``(R * C, hidden)`` pre-activations, row-major over cells.
         """
         pre = torch.matmul(columns, rows)  # (R, C, hidden)
         pre += self._bias
-        if self._activation:
-            pre.mul_(self._w0).sin_()
         return pre.reshape(-1, pre.shape[-1])
 
     def embed(self, rows: Tensor, columns: Tensor) -> Tensor:
@@ -357,13 +306,13 @@ class RowFactorization:
             ``(R, C, embed_dim)`` in the network's dtype.
         """
         with torch.inference_mode():
-            hidden = self.first_layer(rows, columns)
-            out = siren_forward(self.network, hidden, skip_first=True)
+            pre = self.first_layer(rows, columns)
+            out = self.network.forward_from_linear(pre, scratch=self._scratch)
         return out.reshape(rows.shape[0], columns.shape[0], -1)
 
 
 def plain_grid_embeddings(
-    encoder: LocationEncoder, longitudes: Tensor, latitudes: Tensor
+    encoder: nn.Module, longitudes: Tensor, latitudes: Tensor
 ) -> Tensor:
     """Reference evaluation of a grid: the encoder at every cell centre.
 
@@ -384,7 +333,7 @@ def plain_grid_embeddings(
 
 
 def embed_grid(
-    encoder: LocationEncoder,
+    encoder: nn.Module,
     grid: GridSpec,
     *,
     factorize: bool | None = None,
@@ -408,7 +357,7 @@ def embed_grid(
 
 
 def iter_grid_windows(
-    encoder: LocationEncoder,
+    encoder: nn.Module,
     grid: GridSpec,
     *,
     block_rows: int = 256,
@@ -553,7 +502,7 @@ def _sample_grid(grid: GridSpec, rows: int, cols: int) -> GridSpec:
 
 
 def estimate_grid_output(
-    encoder: LocationEncoder,
+    encoder: nn.Module,
     grid: GridSpec,
     *,
     compress: str = 'deflate',
@@ -610,7 +559,7 @@ def estimate_grid_output(
         )
 
     if cells <= sample_cells:
-        return estimate(int(embed_points(encoder, [[0.0, 0.0]]).shape[1]), 0, None)
+        return estimate(_band_count(encoder), 0, None)
     cols = min(grid.width, 256)
     rows = min(grid.height, max(1, sample_cells // cols))
     sample = _sample_grid(grid, rows, cols)
@@ -641,13 +590,22 @@ def estimate_grid_output(
     return estimate(bands, rows * cols, seconds)
 
 
+def _band_count(encoder: nn.Module) -> int:
+    """The embedding size: declared by the encoder, else measured at one point."""
+    width = embedding_width(encoder)
+    if width is None:
+        # Only for modules that do not declare their width.
+        width = int(embed_points(encoder, [[0.0, 0.0]]).shape[1])
+    return width
+
+
 def _band_names(count: int, prefix: str) -> list[str]:
     width = max(3, len(str(count - 1)))
     return [f'{prefix}{index:0{width}d}' for index in range(count)]
 
 
 def _pca_sample(
-    encoder: LocationEncoder, grid: GridSpec, size: int, seed: int
+    encoder: nn.Module, grid: GridSpec, size: int, seed: int
 ) -> npt.NDArray[np.float32]:
     generator = np.random.default_rng(seed)
     cells = grid.width * grid.height
@@ -664,7 +622,7 @@ def _pca_sample(
 
 
 def write_grid_geotiff(
-    encoder: LocationEncoder,
+    encoder: nn.Module,
     grid: GridSpec,
     path: str | os.PathLike[str],
     *,
@@ -738,7 +696,7 @@ def write_grid_geotiff(
             pathlib.Path(preview_path) if preview_path else target.with_suffix('.png')
         )
     projection = None
-    band_count = int(embed_points(encoder, [[0.0, 0.0]]).shape[1])
+    band_count = _band_count(encoder)
     profile = _geotiff_profile(grid, band_count, tile_size, compress)
     block_cols = max(1, chunk_cells // (tile_size * tile_size)) * tile_size
     with contextlib.ExitStack() as outputs:
