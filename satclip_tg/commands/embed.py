@@ -8,8 +8,7 @@ import time
 import warnings
 from typing import Any
 
-import numpy as np
-import torch
+from .errors import report_error
 
 __all__ = [
     'add_encoder_arguments',
@@ -20,6 +19,9 @@ __all__ = [
     'register',
     'run',
 ]
+
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'embed the points of a CSV, Parquet or vector file'
 
 _EPILOG = """\
 examples:
@@ -92,7 +94,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'embed',
-        help='embed the points of a CSV, Parquet or vector file',
+        help=HELP,
         description='Embed every point of a CSV/Parquet table (lon/lat columns)\n'
         'or vector file (GeoJSON, GeoPackage, ...) with a pretrained location\n'
         'encoder, and write the embeddings with the input columns.',
@@ -191,11 +193,6 @@ def check_not_input(
         )
 
 
-def _error(message: str) -> int:
-    print(f'satclip-tg: error: {message}', file=sys.stderr)
-    return 1
-
-
 def load_encoder_from_args(args: argparse.Namespace) -> Any:
     """Load the encoder that ``--encoder`` and friends describe.
 
@@ -205,6 +202,8 @@ def load_encoder_from_args(args: argparse.Namespace) -> Any:
     Returns:
         The encoder, in eval mode on the chosen device.
     """
+    import torch
+
     from ..pretrained import load_location_encoder
 
     dtype = torch.float64 if args.precision == 'float64' else torch.float32
@@ -230,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 1 on an error (explained on stderr).
     """
+    import numpy as np
+
     from ..atomic import OutputExistsError, atomic_output
     from ..embedding.engine import embed_points
     from ..embedding.points_io import (
@@ -254,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_writable(args.output)
         check_output_absent(args.output, args.overwrite)
     except (ValueError, OutputExistsError) as error:
-        return _error(str(error))
+        return report_error(str(error))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
@@ -264,31 +265,33 @@ def run(args: argparse.Namespace) -> int:
         for warning in caught:
             print(f'satclip-tg: warning: {warning.message}', file=sys.stderr)
     except (OSError, ValueError) as error:
-        return _error(str(error))
+        return report_error(str(error))
     bad = invalid_rows(table.lon, table.lat)
     if bad.any() and args.on_invalid == 'error':
-        return _error(
+        return report_error(
             describe_invalid(table, bad)
             + ' Fix them, or pass --on-invalid nan to give them NaN embeddings.'
         )
     try:
         encoder = load_encoder_from_args(args)
     except (CheckpointError, OSError, ValueError) as error:
-        return _error(str(error))
+        return report_error(str(error))
     if not str(args.output).lower().endswith('.npy') and encoder.embed_dim:
         try:
             check_column_clash(
                 table, embedding_columns(encoder.embed_dim, args.column_prefix)
             )
         except ValueError as error:
-            return _error(str(error))
+            return report_error(str(error))
     started = time.perf_counter()
     valid = ~bad
+    # `invalid_rows` above is the one check of the coordinates on this path.
     valid_embeddings = embed_points(
         encoder,
         table.coords[valid],
         batch_size=args.batch_size,
         progress=not args.quiet,
+        validate=False,
     )
     seconds = time.perf_counter() - started
     width = valid_embeddings.shape[1]
@@ -298,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         with atomic_output(args.output, overwrite=args.overwrite) as temporary:
             write_embeddings(table, embeddings, temporary, args.column_prefix)
     except (OSError, ValueError) as error:
-        return _error(f'could not write {args.output}: {error}')
+        return report_error(f'could not write {args.output}: {error}')
     if not args.quiet:
         info = get_pretrained_info(encoder)
         label = info.source if info else args.encoder

@@ -2,7 +2,6 @@
 
 import argparse
 import pathlib
-import sys
 from typing import Any
 
 from ..resources import format_bytes, free_disk_bytes
@@ -12,8 +11,12 @@ from .embed import (
     check_output_writable,
     load_encoder_from_args,
 )
+from .errors import report_error
 
 __all__ = ['CONFIRM_BYTES', 'register', 'run']
+
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'write a multi-band GeoTIFF of embeddings on a lon/lat grid'
 
 #: Rasters larger than this (uncompressed) are written only with ``--yes``.
 CONFIRM_BYTES = 2_000_000_000
@@ -51,7 +54,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'embed-grid',
-        help='write a multi-band GeoTIFF of embeddings on a lon/lat grid',
+        help=HELP,
         description='Embed the centre of every cell of a regular lon/lat grid\n'
         'and write a float32 GeoTIFF (EPSG:4326) with one band per embedding\n'
         'dimension, computed in bounded memory.',
@@ -116,11 +119,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _error(message: str) -> int:
-    print(f'satclip-tg: error: {message}', file=sys.stderr)
-    return 1
-
-
 def _format_seconds(seconds: float) -> str:
     if seconds < 90:
         return f'{max(seconds, 1):.0f} s'
@@ -166,11 +164,11 @@ def run(args: argparse.Namespace) -> int:
                 check_output_writable(path)
                 check_output_absent(str(path), args.overwrite)
     except (ValueError, OutputExistsError) as error:
-        return _error(str(error))
+        return report_error(str(error))
     try:
         encoder = load_encoder_from_args(args)
     except (CheckpointError, OSError, ValueError) as error:
-        return _error(str(error))
+        return report_error(str(error))
     factorize = False if args.no_factorization else None
     estimate = estimate_grid_output(
         encoder,
@@ -209,13 +207,13 @@ def run(args: argparse.Namespace) -> int:
             f'{duration}{timing}; free in {folder}: {format_bytes(free)}'
         )
     if estimate.total_bytes > free:
-        return _error(
+        return report_error(
             f'not enough disk space: the raster needs up to {size}, but only '
             f'{format_bytes(free)} is free in {folder}; choose a smaller --bbox, a '
             f'coarser --resolution or another folder'
         )
     if estimate.total_bytes > CONFIRM_BYTES and not args.yes:
-        return _error(
+        return report_error(
             f'the raster would be large: {size}, {duration}; add --yes to write '
             f'it (or choose a smaller --bbox or a coarser --resolution)'
         )
@@ -242,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             factorize=factorize,
         )
     except (OSError, ValueError) as error:
-        return _error(f'could not write {args.output}: {error}')
+        return report_error(f'could not write {args.output}: {error}')
     if not args.quiet:
         cells = grid.width * grid.height
         rate = cells / result.seconds if result.seconds > 0 else float('inf')

@@ -5,6 +5,9 @@ from typing import Any
 
 __all__ = ['register', 'run']
 
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'export a location encoder (e.g. as torchgeo.models.SatCLIP weights)'
+
 _EPILOG = """\
 example:
   satclip-tg export --format torchgeo --encoder runs/demo-.../satclip-demo.ckpt \\
@@ -30,7 +33,7 @@ def register(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         'export',
-        help='export a location encoder (e.g. as torchgeo.models.SatCLIP weights)',
+        help=HELP,
         description='Export a location encoder as weights another library loads.',
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -9,12 +9,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ..callbacks.prediction_writer import EmbeddingWriter
+from ..errors import ConfigurationError
 
 __all__ = ['ConfigurationError', 'SatCLIPLightningCLI']
-
-
-class ConfigurationError(ValueError):
-    """A configured class refused its arguments (a bad value in the config)."""
 
 
 class SatCLIPLightningCLI(LightningCLI):

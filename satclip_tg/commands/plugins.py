@@ -4,9 +4,10 @@ import argparse
 import sys
 from typing import Any
 
-from ..plugins import COMPONENT_KINDS, ComponentConflictError, get_registry
-
 __all__ = ['register', 'run']
+
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'list registered components (built-ins and installed plugins)'
 
 
 def register(subparsers: Any) -> None:
@@ -15,9 +16,11 @@ def register(subparsers: Any) -> None:
     Args:
         subparsers: The object returned by ``add_subparsers``.
     """
+    from ..plugins import COMPONENT_KINDS
+
     parser = subparsers.add_parser(
         'plugins',
-        help='list registered components (built-ins and installed plugins)',
+        help=HELP,
         description='List every registered component: kind, name, providing '
         'distribution and version. Image backbones also accept any timm model '
         'name (timm.list_models()), which is not listed.',
@@ -37,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0, or 1 when a kind could not be listed because of a name clash.
     """
+    from ..plugins import COMPONENT_KINDS, ComponentConflictError, get_registry
+    from ..plugins.manager import DISABLE_VARIABLE, disabled_plugin_names
+
     registry = get_registry()
     kinds = [args.kind] if args.kind else list(COMPONENT_KINDS)
     rows = []
@@ -57,4 +63,15 @@ def run(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print('  '.join(cells).rstrip())
+    if registry.disabled:
+        skipped = ', '.join(
+            f'{name} ({dist} {version})'
+            for name, dist, version in sorted(registry.disabled)
+        )
+        print(f'disabled by {DISABLE_VARIABLE}: {skipped}')
+    elif disabled_plugin_names():
+        print(
+            f'{DISABLE_VARIABLE} names no installed plugin: '
+            f'{", ".join(disabled_plugin_names())}'
+        )
     return status

@@ -6,6 +6,9 @@ from typing import Any
 
 __all__ = ['register', 'run']
 
+#: The one-line help of the sub-command, listed by ``satclip-tg --help``.
+HELP = 'register your own checkpoints by name (register, list, remove)'
+
 _EPILOG = """\
 examples:
   satclip-tg weights register my-l10 runs/demo-20260101-120000/satclip-demo.ckpt \\
@@ -28,7 +31,7 @@ def register(subparsers: Any) -> None:
     """
     parser = subparsers.add_parser(
         'weights',
-        help='register your own checkpoints by name (register, list, remove)',
+        help=HELP,
         description='Keep a registry of your own checkpoints: a registered\n'
         'name loads like a released model (load_location_encoder(NAME),\n'
         'satclip-tg embed --encoder NAME).',

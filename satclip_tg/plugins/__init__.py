@@ -9,6 +9,7 @@ from .manager import (
     PluginWarning,
     Registry,
     UnknownComponentError,
+    disabled_plugin_names,
     get_registry,
     reset_registry,
 )
@@ -23,6 +24,7 @@ __all__ = [
     'PluginWarning',
     'Registry',
     'UnknownComponentError',
+    'disabled_plugin_names',
     'get_registry',
     'hookimpl',
     'hookspec',

@@ -115,7 +115,7 @@ def satclip_tg_downstream_tasks() -> Mapping[str, Callable[..., Any]]:
     the install hint, found without loading data: the benchmark then lists
     the task as unavailable and runs the others). A factory that accepts a
     ``cache_dir`` keyword gets the benchmark's cache folder. The benchmark
-    caches what ``load`` returns (see `satclip_tg.benchmark.load_points`).
+    caches what ``load`` returns (see `satclip_tg.datasets.downstream.load_points`).
 
     Returns:
         A mapping from name to a factory of downstream task objects.

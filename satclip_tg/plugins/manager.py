@@ -1,7 +1,10 @@
 """Plugin discovery and the component registry.
 
-The registry is built once per process, on first use: the built-in plugin is
-registered, then every entry point of the ``satclip_tg`` group is imported.
+The registry is built once per process, on first use: the built-in plugin
+modules listed in `satclip_tg.plugins.builtins.BUILTIN_PLUGIN_MODULES` are
+imported by name and registered, then every entry point of the ``satclip_tg``
+group is imported, except those switched off with the environment variable
+``SATCLIP_TG_DISABLE_PLUGINS`` (see `disabled_plugin_names`).
 Plugins are contained: a plugin that fails to import (even with
 ``sys.exit``), declares an incompatible hook contract, has a hook that raises
 or returns something other than a mapping of name to factory, or reuses a
@@ -13,14 +16,18 @@ broken plugin never takes the rest, or a command, down. Only
 
 import difflib
 import functools
+import importlib
 import importlib.metadata
+import os
+import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pluggy
 
+from ..errors import ComponentConflictError, UnknownComponentError
 from . import hookspecs
 
 __all__ = [
@@ -31,6 +38,7 @@ __all__ = [
     'PluginWarning',
     'Registry',
     'UnknownComponentError',
+    'disabled_plugin_names',
     'get_registry',
     'reset_registry',
 ]
@@ -47,27 +55,16 @@ COMPONENT_KINDS: dict[ComponentKind, tuple[str, str]] = {
     'downstream_task': ('satclip_tg_downstream_tasks', 'downstream task'),
 }
 
+#: The plugin name the built-in components report (`Component.plugin`),
+#: whichever of the built-in modules registers them.
 BUILTIN_PLUGIN_NAME = 'satclip_tg.builtins'
+
+#: Environment variable naming installed plugins to skip, separated by commas.
+DISABLE_VARIABLE = 'SATCLIP_TG_DISABLE_PLUGINS'
 
 
 class PluginWarning(UserWarning):
     """A plugin, one of its hooks or one of its components was skipped."""
-
-
-class UnknownComponentError(KeyError, ValueError):
-    """No registered component has the requested name."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class ComponentConflictError(RuntimeError):
-    """Two plugins register a component of the same kind under the same name.
-
-    The registry itself reports such a clash as a `PluginWarning` and keeps one
-    of the two components (see `Registry`); this error stays for code that
-    raises or catches it, e.g. `satclip_tg.testing.check_plugin`.
-    """
 
 
 @dataclass(frozen=True)
@@ -109,22 +106,41 @@ class Registry:
     name and entry-point name, then plugins registered at run time by name.
     """
 
-    def __init__(self, load_entry_points: bool = True) -> None:
+    def __init__(
+        self,
+        load_entry_points: bool = True,
+        disabled: Collection[str] | None = None,
+    ) -> None:
         """Initialize a registry with the built-ins and, optionally, entry points.
 
         Args:
             load_entry_points: Whether to import the plugins installed under
                 the ``satclip_tg`` entry-point group.
+            disabled: Installed plugins not to import, by entry-point or
+                distribution name; defaults to those named in the environment
+                variable ``SATCLIP_TG_DISABLE_PLUGINS``.
         """
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs)
         self._distributions: dict[str, tuple[str, str]] = {}
         self._components: dict[ComponentKind, dict[str, Component]] = {}
+        self._disable = frozenset(
+            _normalize(name)
+            for name in (disabled_plugin_names() if disabled is None else disabled)
+        )
+        #: The installed plugins skipped because they were switched off, as
+        #: ``(entry-point name, distribution, version)``.
+        self.disabled: list[tuple[str, str, str]] = []
 
-        from . import builtins
+        # The list is read here, not at module level, so that importing the
+        # plugin API does not import the built-in components.
+        from .builtins import BUILTIN_PLUGIN_MODULES
 
-        self.register(builtins, name=BUILTIN_PLUGIN_NAME)
-        self._distributions[BUILTIN_PLUGIN_NAME] = _own_distribution()
+        self._builtin_names = frozenset(BUILTIN_PLUGIN_MODULES)
+        own = _own_distribution()
+        for module_name in BUILTIN_PLUGIN_MODULES:
+            self.register(importlib.import_module(module_name), name=module_name)
+            self._distributions[module_name] = own
         if load_entry_points:
             self._load_entry_points()
 
@@ -187,6 +203,12 @@ class Registry:
                 f'satclip-tg plugin {entry_point.name!r} from distribution '
                 f'{dist_info[0]} {dist_info[1]}'
             )
+            if self._disable & {
+                _normalize(entry_point.name),
+                _normalize(dist_info[0]),
+            }:
+                self.disabled.append((entry_point.name, *dist_info))
+                continue
             if self.plugin_manager.has_plugin(entry_point.name):
                 taken_by = self._distributions.get(entry_point.name)
                 if taken_by != dist_info:
@@ -221,7 +243,7 @@ class Registry:
         # order in which entry points happen to be found on sys.path.
         dist, _ = self._distributions.get(plugin_name, (None, None))
         return (
-            plugin_name != BUILTIN_PLUGIN_NAME,
+            plugin_name not in self._builtin_names,
             dist is None,
             dist or '',
             plugin_name,
@@ -263,7 +285,13 @@ class Registry:
                     )
                     continue
                 name, factory = checked
-                component = Component(kind, name, factory, plugin_name, dist, version)
+                # The built-in modules are one plugin to the user.
+                plugin = (
+                    BUILTIN_PLUGIN_NAME
+                    if plugin_name in self._builtin_names
+                    else plugin_name
+                )
+                component = Component(kind, name, factory, plugin, dist, version)
                 kept = table.get(name)
                 if kept is None:
                     table[name] = component
@@ -491,6 +519,27 @@ def _own_distribution() -> tuple[str, str]:
         return 'satclip-tg', importlib.metadata.version('satclip-tg')
     except importlib.metadata.PackageNotFoundError:
         return 'satclip-tg', 'unknown'
+
+
+def disabled_plugin_names() -> list[str]:
+    """The installed plugins switched off in ``SATCLIP_TG_DISABLE_PLUGINS``.
+
+    The variable holds names separated by commas; each is an entry-point name
+    (``rff`` in ``[project.entry-points.satclip_tg] rff = ...``) or a
+    distribution name (``satclip-tg-rff``), compared as pip compares
+    distribution names: case, ``-``, ``_`` and ``.`` do not matter. Built-in
+    components cannot be switched off.
+
+    Returns:
+        The names, as written.
+    """
+    value = os.environ.get(DISABLE_VARIABLE, '')
+    return [name.strip() for name in value.split(',') if name.strip()]
+
+
+def _normalize(name: str) -> str:
+    # PEP 503 normalization, so that satclip_tg_rff names satclip-tg-rff.
+    return re.sub(r'[-_.]+', '-', name).lower()
 
 
 @functools.cache

@@ -17,7 +17,6 @@ only the result: near the poles ``P_l(x)`` has slope ~ l^2/2, so rounding
 """
 
 import functools
-import math
 import warnings
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ._output_memory import ReusableOutputMemory, empty_with_huge_pages
+from ._spherical_harmonics_constants import P00, SQRT2
 
 __all__ = [
     'Tables',
@@ -34,9 +34,6 @@ __all__ = [
     'harmonics_torch',
     'numba_available',
 ]
-
-P00 = 0.5 / math.sqrt(math.pi)  # sqrt(1 / (4 pi))
-SQRT2 = math.sqrt(2.0)
 
 
 class Tables:

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from ._numba_transpose import TILE, transpose8_store
-from ._spherical_harmonics_kernels import P00, SQRT2
+from ._spherical_harmonics_constants import P00, SQRT2
 
 __all__ = ['harmonics_kernel']
 
