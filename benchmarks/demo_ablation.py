@@ -35,16 +35,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from satclip_tg.benchmark import evaluate, load_points, resolve_encoder
-from satclip_tg.benchmark.comparison import MAIN_METRICS
-from satclip_tg.benchmark.encoders import random_init_encoder
-from satclip_tg.demo.bluemarble import build_bluemarble
+from satclip_tg.datasets.bluemarble import build_bluemarble
 from satclip_tg.demo.pipeline import (
     DEMO_DATA,
     cache_demo_features,
     new_run_dir,
     pretrain_on_cache,
 )
+from satclip_tg.evaluation import evaluate, load_points, resolve_encoder
+from satclip_tg.evaluation.comparison import MAIN_METRICS
+from satclip_tg.evaluation.encoders import random_init_encoder
 from satclip_tg.pretrained import load_location_encoder
 
 TASKS = (

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from satclip_tg.benchmark.data import IGBP_CLASSES
-from satclip_tg.benchmark.evaluation import accuracy, inner_folds, macro_f1
-from satclip_tg.benchmark.probes import ProbeConfig, fit_probe
-from satclip_tg.benchmark.splits import spatial_block_kfold
 from satclip_tg.datasets.bluemarble_landcover import BlueMarbleLandCover
+from satclip_tg.datasets.downstream.readers import IGBP_CLASSES
+from satclip_tg.datasets.splits import spatial_block_kfold
+from satclip_tg.evaluation.evaluation import accuracy, inner_folds, macro_f1
+from satclip_tg.evaluation.probes import ProbeConfig, fit_probe
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = ('image', 'location', 'fused')

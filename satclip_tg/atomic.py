@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from .errors import OutputExistsError
+
 __all__ = [
     'OutputExistsError',
     'atomic_output',
@@ -31,10 +33,6 @@ __all__ = [
 STALE_AFTER = 24 * 3600
 
 _UMASK_LOCK = threading.Lock()
-
-
-class OutputExistsError(FileExistsError):
-    """The output exists and overwriting was not allowed."""
 
 
 def _host() -> str:

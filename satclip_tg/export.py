@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .atomic import OutputExistsError, atomic_output
+from .errors import ExportError
 from .location.encoder import LocationEncoder
 from .location.encodings.spherical_harmonics import SphericalHarmonics
 from .location.networks.siren import SirenLayer, SirenNet
@@ -54,10 +55,6 @@ SIDECAR_FORMAT = 'satclip-tg torchgeo export'
 _W0_INITIAL = 30.0
 _W0 = 1.0
 _TORCHGEO_DROPOUT = 0.5
-
-
-class ExportError(ValueError):
-    """The encoder cannot be represented in the requested format."""
 
 
 @dataclasses.dataclass(frozen=True)

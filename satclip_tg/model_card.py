@@ -1,13 +1,14 @@
 """Model cards: what every checkpoint satclip-tg writes says about itself.
 
 `SatCLIPTask` stores a card under ``checkpoint['satclip_tg']['model_card']``
-whenever a checkpoint is saved (`build_model_card`): the data it was trained
-on (tile count and SHA-256 of ``index.csv``, from the S2-100K data module or
-the feature cache's manifest), its configuration (the task's hyperparameters
-and, under LightningCLI, the whole YAML config), the metrics at save time,
-the versions of the stack and the date. `load_location_encoder` returns it
-as ``pretrained_info.model_card``, and `render_model_card` turns it into
-Markdown (the demo writes it as ``MODEL_CARD.md``).
+(the layout of `satclip_tg.checkpoint_format`) whenever a checkpoint is saved
+(`build_model_card`): the data it was trained on (tile count and SHA-256 of
+``index.csv``, from the S2-100K data module or the feature cache's manifest),
+its configuration (the task's hyperparameters and, under LightningCLI, the
+whole YAML config), the metrics at save time, the versions of the stack and
+the date. `load_location_encoder` returns it as ``pretrained_info.model_card``,
+and `render_model_card` turns it into Markdown (the demo writes it as
+``MODEL_CARD.md``).
 
 A card holds only strings, numbers, booleans, ``None``, lists and dicts, so
 that checkpoints stay loadable with ``torch.load(..., weights_only=True)``.

@@ -4,16 +4,14 @@ import os
 import pathlib
 import shutil
 
+from .errors import HostMemoryError
+
 __all__ = [
     'HostMemoryError',
     'available_memory_bytes',
     'format_bytes',
     'free_disk_bytes',
 ]
-
-
-class HostMemoryError(MemoryError):
-    """A job would hold more host memory than the machine has."""
 
 
 def _meminfo_available() -> int | None:

@@ -27,8 +27,10 @@ import pluggy
 import torch
 from torch import Tensor, nn
 
+from .geodesy import area_uniform_lonlat
+from .location.api import build_location_encoder
 from .location.coordinates import validate_coordinates
-from .location.encoder import LocationEncoder, build_location_encoder
+from .location.encoder import LocationEncoder
 from .plugins import (
     HOOK_API_VERSION,
     Component,
@@ -79,11 +81,10 @@ def sample_coordinates(
         ],
         dtype=torch.float64,
     )
-    lon = torch.rand(n, generator=generator, dtype=torch.float64) * 360 - 180
+    u_lon = torch.rand(n, generator=generator, dtype=torch.float64)
+    u_lat = torch.rand(n, generator=generator, dtype=torch.float64)
     # Area-uniform latitudes so that polar regions are represented fairly.
-    lat = torch.rad2deg(
-        torch.asin(torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1)
-    )
+    lon, lat = area_uniform_lonlat(u_lon, u_lat)
     return torch.cat([fixed, torch.stack([lon, lat], dim=1)]).to(dtype)
 
 

@@ -16,7 +16,12 @@ import pytest
 import torch
 
 from satclip_tg import build_location_encoder
-from satclip_tg.benchmark import (
+from satclip_tg.cli import main
+from satclip_tg.datamodules import PointLabelDataModule
+from satclip_tg.datamodules.points import read_point_csv
+from satclip_tg.datasets.downstream import readers as benchmark_data
+from satclip_tg.datasets.splits import Fold
+from satclip_tg.evaluation import (
     MIN_TEST_POINTS,
     MIN_TRAIN_POINTS,
     ProbeConfig,
@@ -31,20 +36,15 @@ from satclip_tg.benchmark import (
     run_benchmark,
     undecided_summary,
 )
-from satclip_tg.benchmark import data as benchmark_data
-from satclip_tg.benchmark import report as report_module
-from satclip_tg.benchmark.report import (
+from satclip_tg.evaluation import report as report_module
+from satclip_tg.evaluation.report import (
     ResultRow,
     markdown_table,
     problems_markdown,
     random_init_markdown,
     write_report,
 )
-from satclip_tg.benchmark.runner import _combine_seeds
-from satclip_tg.benchmark.splits import Fold
-from satclip_tg.cli import main
-from satclip_tg.datamodules import PointLabelDataModule
-from satclip_tg.datamodules.points import read_point_csv
+from satclip_tg.evaluation.runner import _combine_seeds
 from satclip_tg.plugins import get_registry, hookimpl
 
 RECIPE = {
@@ -268,7 +268,7 @@ def test_a_diverged_probe_fails_instead_of_scoring(kind):
 
 
 def test_a_diverged_grid_value_is_never_chosen(monkeypatch):
-    from satclip_tg.benchmark import probes
+    from satclip_tg.evaluation import probes
 
     real = probes._ridge
 

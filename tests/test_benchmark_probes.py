@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from satclip_tg.benchmark.evaluation import (
+from satclip_tg.datasets.splits import random_kfold
+from satclip_tg.evaluation.evaluation import (
     accuracy,
     evaluate,
     inner_folds,
@@ -12,8 +13,7 @@ from satclip_tg.benchmark.evaluation import (
     mse,
     r2_score,
 )
-from satclip_tg.benchmark.probes import ProbeConfig, fit_probe
-from satclip_tg.benchmark.splits import random_kfold
+from satclip_tg.evaluation.probes import ProbeConfig, fit_probe
 
 FAST = ProbeConfig(
     mlp_epochs=8,

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from satclip_tg import build_location_encoder
-from satclip_tg.benchmark import (
+from satclip_tg.cli import main
+from satclip_tg.datasets.downstream import readers as benchmark_data
+from satclip_tg.evaluation import (
     GeoCLIPLocationEncoder,
     compare_with_random_init,
     count_wins,
@@ -20,9 +22,7 @@ from satclip_tg.benchmark import (
     run_benchmark,
     wins_summary,
 )
-from satclip_tg.benchmark import data as benchmark_data
-from satclip_tg.benchmark.report import ResultRow, random_init_markdown, write_report
-from satclip_tg.cli import main
+from satclip_tg.evaluation.report import ResultRow, random_init_markdown, write_report
 from satclip_tg.plugins import get_registry, hookimpl
 from satclip_tg.pretrained import load_location_encoder
 
@@ -380,7 +380,7 @@ def test_cli_flags(toy_tasks, tmp_path, capsys):
 
 
 def test_a_checkpoint_path_with_a_plus_is_not_encoding_plus_network(tmp_path) -> None:
-    from satclip_tg.benchmark.encoders import resolve_encoder
+    from satclip_tg.evaluation.encoders import resolve_encoder
 
     folder = tmp_path / 'lr1e-4+seed1'
     folder.mkdir()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from satclip_tg.benchmark.splits import (
+from satclip_tg.datasets.splits import (
     block_ids,
     group_kfold,
     leave_one_group_out,

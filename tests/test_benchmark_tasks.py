@@ -13,23 +13,28 @@ import numpy as np
 import pytest
 import torch
 
-from satclip_tg.benchmark import data, sources
-from satclip_tg.benchmark.encoders import (
-    GeoCLIPLocationEncoder,
-    load_checkpoint_encoder,
-    resolve_encoder,
-)
-from satclip_tg.benchmark.report import ResultRow, markdown_table
-from satclip_tg.benchmark.runner import run_benchmark
-from satclip_tg.benchmark.sources import SOURCES, DataSource, DataUnavailableError
-from satclip_tg.benchmark.tasks import (
+from satclip_tg.cli import main
+from satclip_tg.datasets.downstream import (
     BUILTIN_TASKS,
     DownstreamTask,
     PointLabels,
     get_task,
     load_points,
+    sources,
 )
-from satclip_tg.cli import main
+from satclip_tg.datasets.downstream import readers as data
+from satclip_tg.datasets.downstream.sources import (
+    SOURCES,
+    DataSource,
+    DataUnavailableError,
+)
+from satclip_tg.evaluation.encoders import (
+    GeoCLIPLocationEncoder,
+    load_checkpoint_encoder,
+    resolve_encoder,
+)
+from satclip_tg.evaluation.report import ResultRow, markdown_table
+from satclip_tg.evaluation.runner import run_benchmark
 from satclip_tg.plugins import get_registry, hookimpl
 from satclip_tg.testing import check_downstream_task
 

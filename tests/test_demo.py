@@ -13,8 +13,8 @@ import torch
 from satclip_tg import build_location_encoder, load_location_encoder
 from satclip_tg.atomic import OutputExistsError
 from satclip_tg.cli import main
-from satclip_tg.demo import bluemarble, embedding_map, pipeline
-from satclip_tg.demo.bluemarble import (
+from satclip_tg.datasets import bluemarble
+from satclip_tg.datasets.bluemarble import (
     MOSAIC_SHAPE,
     PIXELS_PER_DEGREE,
     BasemapDataNotFoundError,
@@ -28,6 +28,8 @@ from satclip_tg.demo.bluemarble import (
     sample_points,
     sample_sphere,
 )
+from satclip_tg.demo import embedding_map, pipeline
+from satclip_tg.embedding import principal_components_rgb
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -309,12 +311,12 @@ def test_global_grid_and_principal_components() -> None:
     rng = np.random.default_rng(0)
     scales = np.array([5.0, 3.0, 2.0, 0.1])
     x = rng.normal(size=(4000, 4)) * scales
-    rgb, explained = embedding_map.principal_components_rgb(x)
+    rgb, explained = principal_components_rgb(x)
     assert rgb.shape == (4000, 3) and rgb.min() >= 0 and rgb.max() <= 1
     np.testing.assert_allclose(explained, scales[:3] ** 2 / (scales**2).sum(), rtol=0.1)
     # The first channel follows the direction of largest variance.
     assert np.corrcoef(rgb[:, 0], x[:, 0])[0, 1] > 0.95
-    flat, share = embedding_map.principal_components_rgb(np.ones((10, 2)))
+    flat, share = principal_components_rgb(np.ones((10, 2)))
     np.testing.assert_array_equal(flat, 0.5)
     assert share.tolist() == [0, 0, 0]
 
@@ -329,7 +331,8 @@ def test_embedding_map_on_a_tiny_grid(tmp_path) -> None:
         network_args={'hidden_dim': 16, 'num_hidden_layers': 1},
     )
     encoder.train()
-    embeddings = embedding_map.embed_grid(encoder, resolution=10)
+    with pytest.deprecated_call():
+        embeddings = embedding_map.embed_grid(encoder, resolution=10)
     assert embeddings.shape == (18, 36, 8) and encoder.training
     path = tmp_path / 'map.png'
     explained = embedding_map.write_embedding_map(

@@ -59,7 +59,7 @@ def test_datamodule_uses_the_benchmark_folds(tmp_path):
         batch_size=8,
     )
     module.setup('fit')
-    from satclip_tg.benchmark.splits import random_kfold
+    from satclip_tg.datasets.splits import random_kfold
 
     test_rows = random_kfold(50, 5, seed=0)[2].test
     coords, _, _ = read_point_csv(path, 'regression')
@@ -107,7 +107,7 @@ def test_tasks_train_a_probe_on_a_frozen_encoder():
 
 
 def test_there_is_a_config_per_builtin_task():
-    from satclip_tg.benchmark.tasks import BUILTIN_TASKS
+    from satclip_tg.datasets.downstream import BUILTIN_TASKS
 
     assert sorted(p.stem for p in CONFIGS) == sorted(BUILTIN_TASKS)
 

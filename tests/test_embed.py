@@ -12,7 +12,6 @@ from shapely.geometry import Point, Polygon
 from satclip_tg import build_location_encoder
 from satclip_tg.cli import main
 from satclip_tg.embedding import embed_points, points_io, read_points
-from satclip_tg.embedding.engine import siren_forward
 from satclip_tg.pretrained import load_location_encoder
 
 POINTS = pd.DataFrame(
@@ -82,11 +81,11 @@ def test_embed_points_float64_and_other_encoders(checkpoint):
 
 def test_siren_forward_equals_the_module(encoder):
     features = torch.randn(70, 100)
-    buffers = (torch.empty(128, 512), torch.empty(128, 512))
+    scratch: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         expected = encoder.network(features)
-        assert torch.allclose(siren_forward(encoder.network, features), expected)
-        got = siren_forward(encoder.network, features, buffers=buffers)
+        assert torch.allclose(encoder.network.forward_into(features), expected)
+        got = encoder.network.forward_into(features, scratch=scratch)
     assert torch.allclose(got, expected)
 
 

@@ -326,7 +326,7 @@ def test_bluemarble_landcover_dataset_and_splits(tmp_path) -> None:
     ]
     assert sum(map(len, parts)) == 24 and set.union(*parts) == set(range(24))
     # Spatial blocks: no 10-degree cell is both in training and in test.
-    from satclip_tg.benchmark.splits import block_ids
+    from satclip_tg.datasets.splits import block_ids
 
     blocks = block_ids(dataset.points)
     assert not set(blocks[list(parts[0])]) & set(blocks[list(parts[2])])
@@ -342,7 +342,7 @@ def test_bluemarble_landcover_dataset_and_splits(tmp_path) -> None:
 
 
 def test_bluemarble_without_labels_needs_the_modis_data(tmp_path) -> None:
-    from satclip_tg.benchmark.sources import DataUnavailableError
+    from satclip_tg.datasets.downstream.sources import DataUnavailableError
 
     write_bluemarble(tmp_path / 'bm', n=3, labels=False)
     with pytest.raises(DataUnavailableError, match='download'):

@@ -16,7 +16,6 @@ from satclip_checkpoints import (
 )
 
 import satclip_tg
-from satclip_tg import pretrained
 from satclip_tg.pretrained import (
     OFFICIAL_CHECKPOINTS,
     CheckpointError,
@@ -26,6 +25,7 @@ from satclip_tg.pretrained import (
     load_satclip,
     resolve_device,
 )
+from satclip_tg.pretrained import formats as pretrained
 from satclip_tg.tasks import SatCLIPTask
 from satclip_tg.tasks.satclip import CHECKPOINT_KEY
 

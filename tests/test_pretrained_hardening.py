@@ -19,7 +19,7 @@ from satclip_checkpoints import (
 )
 from scipy.special import lpmv
 
-from satclip_tg import build_location_encoder, pretrained
+from satclip_tg import build_location_encoder
 from satclip_tg.location.encodings import spherical_harmonics
 from satclip_tg.location.encodings.base import PositionalEncoding
 from satclip_tg.plugins import Registry, hookimpl
@@ -29,6 +29,7 @@ from satclip_tg.pretrained import (
     load_location_encoder,
     load_satclip,
 )
+from satclip_tg.pretrained import load as pretrained_load
 from satclip_tg.tasks import SatCLIPTask
 
 TINY_TASK = {
@@ -288,7 +289,7 @@ def builds(monkeypatch) -> list[str]:
     L (they are numpy arrays, which the meta device does not cover).
     """
     calls: list[str] = []
-    real_build = pretrained.build_location_encoder
+    real_build = pretrained_load.build_location_encoder
     real_tables = spherical_harmonics.Tables
 
     def build(*args, **kwargs):
@@ -300,7 +301,7 @@ def builds(monkeypatch) -> list[str]:
             pytest.fail(f'the loader built tables for L = {legendre_polys}')
         return real_tables(legendre_polys)
 
-    monkeypatch.setattr(pretrained, 'build_location_encoder', build)
+    monkeypatch.setattr(pretrained_load, 'build_location_encoder', build)
     monkeypatch.setattr(spherical_harmonics, 'Tables', tables)
     return calls
 
@@ -389,7 +390,7 @@ class Lookup(PositionalEncoding):
 
 def test_absurd_recipe_is_refused(monkeypatch, builds):
     registry = Registry(load_entry_points=False)
-    monkeypatch.setattr('satclip_tg.location.encoder.get_registry', lambda: registry)
+    monkeypatch.setattr('satclip_tg.location.api.get_registry', lambda: registry)
 
     @hookimpl
     def satclip_tg_positional_encodings():

@@ -51,7 +51,7 @@ def make_plugin(**hooks) -> types.SimpleNamespace:
 def registry(monkeypatch) -> Registry:
     """A registry with only the built-ins, installed as the process-wide one."""
     fresh = Registry(load_entry_points=False)
-    monkeypatch.setattr('satclip_tg.location.encoder.get_registry', lambda: fresh)
+    monkeypatch.setattr('satclip_tg.location.api.get_registry', lambda: fresh)
     return fresh
 
 

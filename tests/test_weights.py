@@ -8,13 +8,13 @@ import pytest
 import torch
 from tiny_fits import fit_tiny
 
-from satclip_tg import weights
 from satclip_tg.cli import main
 from satclip_tg.pretrained import (
     CheckpointError,
     get_pretrained_info,
     load_location_encoder,
 )
+from satclip_tg.pretrained import registry as weights_registry
 from satclip_tg.weights import (
     WeightsRegistryError,
     get_weight,
@@ -38,7 +38,7 @@ def registry(tmp_path, monkeypatch) -> pathlib.Path:
     """A registry file of the test's own, and no registrations of this process."""
     path = tmp_path / 'config' / 'weights.json'
     monkeypatch.setenv('SATCLIP_TG_WEIGHTS', str(path))
-    monkeypatch.setattr(weights, '_SESSION', {})
+    monkeypatch.setattr(weights_registry, 'SESSION', {})
     return path
 
 
@@ -68,7 +68,7 @@ def test_cli_register_persists_across_sessions(trained, registry, capsys) -> Non
     digest = hashlib.sha256(trained.read_bytes()).hexdigest()
     assert stored['weights']['tiny']['sha256'] == digest
     assert stored['weights']['tiny']['description'] == 'x'
-    weights._SESSION.clear()  # a new session reads the file
+    weights_registry.SESSION.clear()  # a new session reads the file
     torch.testing.assert_close(embed('tiny'), embed(trained))
     capsys.readouterr()
     assert main(['weights', 'list']) == 0

@@ -1,6 +1,6 @@
 """Data module of Blue Marble patches labelled with MODIS land cover.
 
-Splits are the benchmark's (`satclip_tg.benchmark.splits.make_splits`): one
+Splits are the benchmark's (`satclip_tg.datasets.splits.make_splits`): one
 fold is the test set, a seeded random ``val_fraction`` of the other patches
 validates, the rest trains. With ``split='spatial-block'`` (the default)
 whole 10-degree cells are held out, so a model cannot score by remembering
@@ -14,8 +14,8 @@ from torch import nn
 from torch.utils.data import Subset
 from torchgeo.datamodules import NonGeoDataModule
 
-from ..benchmark.splits import make_splits
 from ..datasets.bluemarble_landcover import BlueMarbleLandCover
+from ..datasets.splits import make_splits
 
 __all__ = ['BlueMarbleLandCoverDataModule']
 
@@ -93,7 +93,7 @@ class BlueMarbleLandCoverDataModule(NonGeoDataModule):
         dataset = BlueMarbleLandCover(**self.kwargs)
         groups = None
         if self.split == 'leave-one-continent-out':
-            from ..benchmark.data import continent_of
+            from ..datasets.downstream.readers import continent_of
 
             groups = continent_of(dataset.points)
         folds = make_splits(

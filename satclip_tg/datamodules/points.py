@@ -1,9 +1,10 @@
 """Point-label data for downstream Lightning tasks: (lon, lat) -> label.
 
-The points come from a registered downstream task (real data, cached by
-`satclip_tg.benchmark.load_points`) or from a CSV file with columns ``lon``,
-``lat`` and ``label``. One fold of the benchmark's splits is the test set;
-a random fraction of the remaining points is the validation set.
+The points come from a registered downstream data set (real data, cached by
+`satclip_tg.datasets.downstream.load_points`) or from a CSV file with columns
+``lon``, ``lat`` and ``label``. One fold of the geographic splits
+(`satclip_tg.datasets.splits`) is the test set; a random fraction of the
+remaining points is the validation set.
 
 Bad points are refused, never cast: a CSV file with an empty cell, a
 coordinate that is not a finite number within [-180, 180] x [-90, 90], a
@@ -18,57 +19,21 @@ import pathlib
 from typing import Literal
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch import nn
 from torchgeo.datamodules import NonGeoDataModule
 
-from ..benchmark.checks import (
+from ..datasets.downstream.checks import (
     Problem,
     bad_rows_error,
     check_point_labels,
     coordinate_problem,
     label_problem,
 )
-from ..benchmark.splits import make_splits
+from ..datasets.points import PointLabelDataset
+from ..datasets.splits import make_splits
 
 __all__ = ['PointLabelDataModule', 'PointLabelDataset', 'read_point_csv']
-
-
-class PointLabelDataset(Dataset[dict[str, Tensor]]):
-    """Labelled points in memory.
-
-    Samples are ``{'point': float32 (2,), 'label': float32 () or int64 ()}``.
-    """
-
-    def __init__(
-        self, coords: NDArray[np.float64], labels: NDArray[np.generic]
-    ) -> None:
-        """Initialize the data set.
-
-        Args:
-            coords: ``(N, 2)`` (lon, lat) in degrees.
-            labels: ``(N,)`` float targets or integer class indices.
-        """
-        self.points = torch.as_tensor(coords, dtype=torch.float32)
-        dtype = torch.float32 if np.asarray(labels).dtype.kind == 'f' else torch.long
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=dtype)
-
-    def __len__(self) -> int:
-        """Number of points."""
-        return len(self.points)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        """One sample.
-
-        Args:
-            index: Its index.
-
-        Returns:
-            ``{'point', 'label'}``.
-        """
-        return {'point': self.points[index], 'label': self.labels[index]}
 
 
 def _number(text: str | None) -> tuple[float | None, str | None]:
@@ -206,9 +171,9 @@ class PointLabelDataModule(NonGeoDataModule):
     ``target_std``) or int64 class indices.
 
     The test set is fold ``fold`` of `make_splits(split, ...)` (the
-    benchmark's splits); the validation set is a seeded random
-    ``val_fraction`` of the other points; the rest trains. ``predict`` uses
-    all points.
+    benchmark's splits, `satclip_tg.datasets.splits`); the validation set is
+    a seeded random ``val_fraction`` of the other points; the rest trains.
+    ``predict`` uses all points.
     """
 
     def __init__(
@@ -312,7 +277,7 @@ class PointLabelDataModule(NonGeoDataModule):
                 self.path, str(self.task_type), self.num_classes
             )
         else:
-            from ..benchmark.tasks import load_points
+            from ..datasets.downstream.cache import load_points
 
             points = load_points(
                 str(self.task), self.num_points, self.seed, cache_dir=self.cache_dir
@@ -346,7 +311,7 @@ class PointLabelDataModule(NonGeoDataModule):
         coords, labels = self.load()
         groups = None
         if self.split == 'leave-one-continent-out':
-            from ..benchmark.data import continent_of
+            from ..datasets.downstream.readers import continent_of
 
             groups = continent_of(coords)
         folds = make_splits(

@@ -120,13 +120,15 @@ def check_loader_arguments(
 def train_val_indices(
     size: int, val_split_pct: float, seed: int
 ) -> tuple[list[int], list[int]]:
-    """The random train/validation split of SatCLIP's pretraining data.
+    """satclip-tg's random train/validation split of the pretraining data.
 
     The indices `torch.utils.data.random_split` gives for lengths
     ``[size - n_val, n_val]`` with a generator seeded with ``seed``, where
     ``n_val = int(size * val_split_pct)``. Every data module of satclip-tg
     splits with this function, so the live and the cached data modules put
-    the same tiles in each part.
+    the same tiles in each part. The reference implementation splits with
+    the same fractions but under the global seed and after dropping tiles
+    under 10 kB, so its indices differ from these.
 
     Args:
         size: Number of tiles.

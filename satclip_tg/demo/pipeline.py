@@ -40,10 +40,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ..atomic import atomic_output
+from ..checkpoint_format import CHECKPOINT_KEY
+from ..datasets.bluemarble import (
+    build_bluemarble,
+    read_land_mask,
+    read_manifest,
+    settings_of,
+)
 from ..model_card import render_model_card
 from ..pretrained import get_pretrained_info, load_location_encoder
-from ..tasks.satclip import CHECKPOINT_KEY
-from .bluemarble import build_bluemarble, read_land_mask, read_manifest, settings_of
 from .embedding_map import global_grid, write_embedding_map
 from .settings import DEMO_DATA, DEMO_VIEWS, DemoData
 
@@ -396,8 +401,8 @@ def quick_check(
         The lines for the summary; tasks whose data is missing are named
         with the install hint, and the verdict says when none could run.
     """
-    from ..benchmark.comparison import compare_with_random_init, count_wins
-    from ..benchmark.runner import run_benchmark
+    from ..evaluation.comparison import compare_with_random_init, count_wins
+    from ..evaluation.runner import run_benchmark
 
     start = time.perf_counter()
     result = run_benchmark(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_output
+from ..errors import FeatureCacheError
 from ..renamed_arguments import task_hparam
 
 __all__ = [
@@ -67,10 +68,6 @@ TASK_KEYS = {
 }
 #: The entry that must equal the digest of the training task's backbone.
 DIGEST_KEY = 'backbone_sha256'
-
-
-class FeatureCacheError(ValueError):
-    """A feature cache is missing, incomplete, or does not match its use."""
 
 
 def shard_name(shard: int) -> str:

@@ -19,7 +19,8 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import MeanSquaredError, R2Score
 
-from ..location.encoder import build_location_encoder, encoder_dtype
+from ..location.api import build_location_encoder
+from ..location.encoder import encoder_dtype
 
 __all__ = ['LocationClassificationTask', 'LocationRegressionTask']
 
@@ -84,15 +85,22 @@ class _LocationProbeTask(BaseTask):
             self.encoder.requires_grad_(False)
             self.encoder.eval()
         self.normalize = nn.BatchNorm1d(dim, affine=False)
+        if self._outputs() is not None:
+            self._build_head()
+
+    def _build_head(self) -> None:
+        outputs = self._outputs()
+        assert outputs is not None
+        hparams = self.hparams
         self.head = _head(
-            dim,
-            self._outputs(),
+            self.normalize.num_features,
+            outputs,
             hparams['probe'],
             hparams['hidden_dim'],
             hparams['num_hidden_layers'],
         )
 
-    def _outputs(self) -> int:
+    def _outputs(self) -> int | None:
         return 1
 
     def train(self, mode: bool = True) -> '_LocationProbeTask':
@@ -118,6 +126,11 @@ class _LocationProbeTask(BaseTask):
         Returns:
             ``(B, outputs)`` predictions (standardized target, or logits).
         """
+        if 'head' not in self._modules:
+            raise RuntimeError(
+                'num_classes is not known yet: pass it, or let a trainer set '
+                'the task up with a data module that knows its classes'
+            )
         embeddings = self.encoder(points.to(encoder_dtype(self.encoder))).float()
         out: Tensor = self.head(self.normalize(embeddings))
         return out
@@ -293,7 +306,7 @@ class LocationClassificationTask(_LocationProbeTask):
 
     def __init__(
         self,
-        num_classes: int = 2,
+        num_classes: int | None = None,
         positional_encoding: str = 'sphericalharmonics',
         positional_encoding_args: dict[str, Any] | None = None,
         network: str = 'siren',
@@ -310,7 +323,11 @@ class LocationClassificationTask(_LocationProbeTask):
         """Initialize the task.
 
         Args:
-            num_classes: Number of classes (labels are 0 .. num_classes - 1).
+            num_classes: Number of classes (labels are 0 .. num_classes - 1);
+                ``None`` reads it from the data module when the trainer sets
+                the task up (`setup`): its ``num_classes``, else the length
+                of its ``classes`` (`PointLabelDataModule` knows both), so a
+                config need not copy the count of a downstream data set.
             positional_encoding: Registered positional encoding (when no
                 checkpoint is given).
             positional_encoding_args: Its hyperparameters.
@@ -330,7 +347,7 @@ class LocationClassificationTask(_LocationProbeTask):
         Raises:
             ValueError: If ``num_classes < 2``.
         """
-        if num_classes < 2:
+        if num_classes is not None and num_classes < 2:
             raise ValueError(f'num_classes must be at least 2, got {num_classes}')
         super().__init__(
             positional_encoding,
@@ -347,11 +364,44 @@ class LocationClassificationTask(_LocationProbeTask):
             weight_decay,
         )
 
-    def _outputs(self) -> int:
-        return int(self.hparams['num_classes'])
+    def _outputs(self) -> int | None:
+        classes = self.hparams['num_classes']
+        return None if classes is None else int(classes)
+
+    def setup(self, stage: str) -> None:
+        """Take ``num_classes`` from the data module when it was not given.
+
+        The trainer sets the data module up first, so its classes are known
+        here; the head and the metrics are built now, before the optimizer
+        and before a checkpoint's weights are restored. The count is stored in
+        the hyperparameters, so a checkpoint rebuilds the same head.
+
+        Args:
+            stage: ``'fit'``, ``'validate'``, ``'test'`` or ``'predict'``.
+
+        Raises:
+            ValueError: If ``num_classes`` was not given and the data module
+                does not provide at least 2 classes.
+        """
+        if self.hparams['num_classes'] is not None:
+            return
+        datamodule = getattr(self.trainer, 'datamodule', None)
+        count = getattr(datamodule, 'num_classes', None)
+        if count is None:
+            count = len(getattr(datamodule, 'classes', ()) or ())
+        if count < 2:
+            raise ValueError(
+                'num_classes is not set and the data module gives '
+                f'{count} classes; set model.init_args.num_classes'
+            )
+        self.hparams['num_classes'] = int(count)
+        self._build_head()
+        self.configure_metrics()
 
     def configure_metrics(self) -> None:
-        """Set up accuracy and macro-F1."""
+        """Set up accuracy and macro-F1 (once ``num_classes`` is known)."""
+        if self.hparams['num_classes'] is None:
+            return
         classes = int(self.hparams['num_classes'])
         metrics = MetricCollection(
             {

@@ -14,19 +14,17 @@ from torch.utils.data import DataLoader
 from torchgeo.tasks import BaseTask
 from torchmetrics import CatMetric
 
+from ..checkpoint_format import CHECKPOINT_KEY, task_checkpoint_entry
 from ..geodesy import great_circle_km
 from ..image.backbones import backbone_projection
-from ..location.encoder import LocationEncoder, build_location_encoder
+from ..location.api import build_location_encoder
+from ..location.encoder import LocationEncoder
 from ..losses import ClipLoss, clip_logits
 from ..plugins import get_registry
 from ..renamed_arguments import NEW_NAMES, resolve_renamed
 
+# CHECKPOINT_KEY stays importable from here; its home is checkpoint_format.
 __all__ = ['CHECKPOINT_KEY', 'SatCLIPPretraining', 'SatCLIPTask']
-
-#: Key under which checkpoints store what rebuilds the location encoder alone.
-CHECKPOINT_KEY = 'satclip_tg'
-#: Version of that entry's layout.
-CHECKPOINT_FORMAT = 1
 
 
 class SatCLIPPretraining(BaseTask):
@@ -579,14 +577,9 @@ class SatCLIPPretraining(BaseTask):
             trainer = self.trainer
         except RuntimeError:  # saved by hand, without a trainer
             trainer = None
-        checkpoint[CHECKPOINT_KEY] = {
-            'format': CHECKPOINT_FORMAT,
-            'location_encoder': {
-                'config': self.location_encoder.config,
-                'state_dict_prefix': 'location_encoder.',
-            },
-            'model_card': build_model_card(self, trainer),
-        }
+        checkpoint[CHECKPOINT_KEY] = task_checkpoint_entry(
+            self.location_encoder.config, build_model_card(self, trainer)
+        )
 
 
 def _dataloaders(loaders: object) -> list[DataLoader[Any]]:
