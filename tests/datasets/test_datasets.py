@@ -17,8 +17,8 @@ from satclip_tg.datasets import (
 )
 from satclip_tg.datasets.s2_100k import TILE_PROBLEMS, TileCheckReport
 
-FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
-REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 's2-100k-sample'
+FIXTURE = Path(__file__).parents[1] / 'data' / 's2_100k'
+REAL = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 's2-100k-sample'
 
 
 def copy_fixture(tmp_path: Path) -> Path:

@@ -28,8 +28,8 @@ from satclip_tg.location.coordinates import validate_coordinates
 from satclip_tg.tasks import SatCLIPTask
 from satclip_tg.tasks.satclip import _batch_of_one
 
-FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
-REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 's2-100k-sample'
+FIXTURE = Path(__file__).parents[1] / 'data' / 's2_100k'
+REAL = Path(__file__).resolve().parents[3] / 'shared' / 'data' / 's2-100k-sample'
 
 
 def copy_fixture(tmp_path: Path) -> Path:

@@ -18,8 +18,8 @@ from satclip_tg.pretrained import load_location_encoder, load_satclip
 from satclip_tg.renamed_arguments import NEW_NAMES, OLD_NAMES, task_hparam
 from satclip_tg.tasks import SatCLIPPretraining, SatCLIPTask
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURE = pathlib.Path(__file__).parent / 'data' / 's2_100k'
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE = pathlib.Path(__file__).parents[1] / 'data' / 's2_100k'
 TINY: dict[str, Any] = {
     'in_channels': 4,
     'positional_encoding_args': {'legendre_polys': 3},
@@ -201,7 +201,7 @@ def test_an_old_and_a_new_name_that_disagree_in_yaml_are_refused(
 @pytest.fixture(scope='module')
 def cli_task() -> SatCLIPPretraining:
     """A task built by LightningCLI from a config that names the new class."""
-    folder = pathlib.Path(__file__).parent / 'data'
+    folder = pathlib.Path(__file__).parents[1] / 'data'
     config = {
         'model': {'class_path': 'SatCLIPPretraining', 'init_args': {**TINY}},
         'data': {

@@ -28,7 +28,7 @@ from satclip_tg.plugins import (
 from satclip_tg.tasks import SatCLIPTask
 from satclip_tg.testing import check_image_backbone
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / 'tests' / 'data' / 's2_100k'
 
 TASK_ARGS: dict[str, Any] = {

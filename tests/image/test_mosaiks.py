@@ -19,7 +19,7 @@ from satclip_tg.image.mosaiks import MosaiksImageEncoder
 from satclip_tg.plugins import get_registry
 from satclip_tg.testing import check_image_backbone
 
-FIXTURE = pathlib.Path(__file__).parent / 'data' / 's2_100k'
+FIXTURE = pathlib.Path(__file__).parents[1] / 'data' / 's2_100k'
 BUFFERS = {'patches', 'whitening_mean', 'whitening_matrix', 'filters', 'filter_offset'}
 
 

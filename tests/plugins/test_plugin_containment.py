@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 
-TESTS = pathlib.Path(__file__).resolve().parent
+TESTS = pathlib.Path(__file__).resolve().parents[1]
 
 # Plugin modules by distribution name: (module name, source).
 PLUGINS = {

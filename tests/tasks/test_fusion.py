@@ -22,7 +22,7 @@ from satclip_tg.datasets import BlueMarbleLandCover
 from satclip_tg.tasks import LocationFusionClassification, LocationFusionRegression
 from satclip_tg.transforms import LocationEmbedding
 
-CONFIG = pathlib.Path(__file__).parents[1] / 'configs' / 'fusion_landcover.yaml'
+CONFIG = pathlib.Path(__file__).parents[2] / 'configs' / 'fusion_landcover.yaml'
 UTM = 'EPSG:32632'
 # A tiny timm model (about 0.4 M parameters) so each test stays fast.
 IMAGE_MODEL = 'test_resnet'

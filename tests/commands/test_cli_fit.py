@@ -8,7 +8,7 @@ import torch
 from satclip_tg.cli import main
 from satclip_tg.tasks.satclip import CHECKPOINT_KEY
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / 'tests' / 'data' / 's2_100k'
 CONFIGS = sorted((ROOT / 'configs').glob('sh_*.yaml'))
 

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from satclip_tg.cli import main
 
-ROOT = pathlib.Path(__file__).parents[1]
+ROOT = pathlib.Path(__file__).parents[2]
 CONFIG = ROOT / 'configs' / 'sh_l10_resnet18.yaml'
 FIXTURE = ROOT / 'tests' / 'data' / 's2_100k'
 

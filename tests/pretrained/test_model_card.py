@@ -129,7 +129,7 @@ def test_data_card_of_a_feature_cache() -> None:
 def test_card_of_a_cli_run_holds_its_config(tmp_path: pathlib.Path) -> None:
     from satclip_tg.cli import main
 
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     args = [
         'fit',
         f'--config={root / "configs" / "sh_l10_resnet18.yaml"}',

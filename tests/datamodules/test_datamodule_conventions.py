@@ -31,7 +31,7 @@ from satclip_tg.transforms.augmentation import centre_views
 
 matplotlib.use('Agg')
 
-FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
+FIXTURE = Path(__file__).parents[1] / 'data' / 's2_100k'
 # Per-band statistics of the 12 bands after scale=10000 (made up, all differ).
 MEAN = [0.01 * (band + 1) for band in range(12)]
 STD = [0.5 + 0.1 * band for band in range(12)]

@@ -12,7 +12,7 @@ from satclip_tg.datamodules import PointLabelDataModule
 from satclip_tg.datamodules.points import read_point_csv
 from satclip_tg.tasks import LocationClassificationTask, LocationRegressionTask
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'downstream').glob('*.yaml'))
 TINY_ENCODER = {
     'positional_encoding_args': {'legendre_polys': 3},

@@ -213,7 +213,7 @@ def test_writer_removes_its_part_when_prediction_fails(tmp_path) -> None:
 def test_predict_refuses_a_non_parquet_output_in_one_line(tmp_path, capsys) -> None:
     # Refused before the model or the data are built: the config's data
     # folder does not even exist.
-    config = pathlib.Path(__file__).parents[1] / 'configs' / 'sh_l10_resnet18.yaml'
+    config = pathlib.Path(__file__).parents[2] / 'configs' / 'sh_l10_resnet18.yaml'
     status = main(['predict', f'--config={config}', f'--output={tmp_path / "emb.csv"}'])
     assert status == 1
     err = capsys.readouterr().err
@@ -222,7 +222,7 @@ def test_predict_refuses_a_non_parquet_output_in_one_line(tmp_path, capsys) -> N
 
 
 def test_output_option_belongs_to_predict_only(tmp_path, capsys) -> None:
-    config = pathlib.Path(__file__).parents[1] / 'configs' / 'sh_l10_resnet18.yaml'
+    config = pathlib.Path(__file__).parents[2] / 'configs' / 'sh_l10_resnet18.yaml'
     status = main(['fit', f'--config={config}', f'--output={tmp_path / "e.parquet"}'])
     assert status == 1
     assert 'unrecognized arguments: --output' in capsys.readouterr().err

@@ -27,7 +27,7 @@ from satclip_tg.features.writer import FeatureCacheWriter
 from satclip_tg.tasks import SatCLIPTask
 from satclip_tg.transforms import seeded_views
 
-FIXTURE = Path(__file__).parent / 'data' / 's2_100k'
+FIXTURE = Path(__file__).parents[1] / 'data' / 's2_100k'
 
 TASK_ARGS: dict[str, Any] = {
     'model': 'resnet18',

@@ -9,7 +9,7 @@ import satclip_tg.cli as cli
 from satclip_tg.cli import main
 from satclip_tg.commands.errors import summarise_config_error, user_error_message
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / 'configs' / 'demo.yaml')
 # A config whose model builds without any prepared data (unlike the demo's
 # MOSAIKS backbone, which draws its filters from data/bluemarble-demo).
