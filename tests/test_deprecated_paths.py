@@ -37,6 +37,10 @@ MOVED = {
         'count_wins',
         'satclip_tg.evaluation.comparison',
     ),
+    'satclip_tg.tasks.probes': (
+        'LocationRegressionTask',
+        'satclip_tg.tasks.location_probes',
+    ),
     'satclip_tg.demo.bluemarble': (
         'build_bluemarble',
         'satclip_tg.datasets.bluemarble',

@@ -25,14 +25,47 @@ __all__ = [
     'backbone_feature_dim',
     'backbone_features',
     'backbone_projection',
+    'freeze_module',
     'load_backbone_weights',
     'read_state_dict',
     'timm_backbone',
+    'train_keeping_frozen',
 ]
 
 # Prefixes under which a backbone's own keys may sit in a saved state dict:
 # Lightning task checkpoints (``model.``), SatCLIP's ``model.visual.`` and ours.
 _STATE_DICT_PREFIXES = ('image_encoder.model.', 'model.visual.', 'model.', 'backbone.')
+
+
+def freeze_module(frozen: nn.Module, trainable: Sequence[nn.Module] = ()) -> None:
+    """Stop the gradients of a frozen backbone, keeping its trainable parts.
+
+    Args:
+        frozen: The module whose parameters stop training.
+        trainable: Parts of ``frozen`` (e.g. the projection) that keep training.
+    """
+    frozen.requires_grad_(False)
+    for module in trainable:
+        module.requires_grad_(True)
+
+
+def train_keeping_frozen(
+    frozen: nn.Module, mode: bool, trainable: Sequence[nn.Module] = ()
+) -> None:
+    """Keep a frozen backbone in eval mode whatever the training mode.
+
+    Call it from a backbone's ``train`` after ``super().train(mode)``: the
+    frozen part keeps its BatchNorm running statistics and its dropout off,
+    and only ``trainable`` follows ``mode``.
+
+    Args:
+        frozen: The frozen module.
+        mode: The training mode asked for.
+        trainable: Parts of ``frozen`` that follow ``mode``.
+    """
+    frozen.eval()
+    for module in trainable:
+        module.train(mode)
 
 
 class ImageEncoder(nn.Module):
@@ -92,10 +125,7 @@ class ImageEncoder(nn.Module):
         if weights is not None:
             load_backbone_weights(self.model, model_name, in_channels, weights)
         if freeze:
-            for parameter in self.model.parameters():
-                parameter.requires_grad = False
-            for parameter in self.projection.parameters():
-                parameter.requires_grad = True
+            freeze_module(self.model, trainable=(self.projection,))
             self.train(self.training)
 
     @property
@@ -116,8 +146,7 @@ class ImageEncoder(nn.Module):
         """
         super().train(mode)
         if self.freeze:
-            self.model.eval()
-            self.projection.train(mode)
+            train_keeping_frozen(self.model, mode, trainable=(self.projection,))
         return self
 
     @property
@@ -261,10 +290,11 @@ def read_state_dict(
 ) -> dict[str, Tensor]:
     """Read a backbone's state dict from a checkpoint file.
 
-    The file holds a state dict, or a Lightning checkpoint with one under
-    ``state_dict``; it is read with ``weights_only=True``, so no pickled code
-    runs. The keys under the first of ``prefixes`` that occurs are taken, with
-    that prefix removed; without any, all keys are taken as they are.
+    The file is a ``.safetensors`` file, or a `torch.save` file holding a
+    state dict or a Lightning checkpoint with one under ``state_dict``; the
+    latter is read with ``weights_only=True``, so no pickled code runs. The
+    keys under the first of ``prefixes`` that occurs are taken, with that
+    prefix removed; without any, all keys are taken as they are.
 
     Args:
         path: The checkpoint file.
@@ -277,8 +307,14 @@ def read_state_dict(
     Raises:
         ValueError: If the file cannot be read or holds no state dict.
     """
+    loaded: Any
     try:
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
+        if pathlib.Path(path).suffix == '.safetensors':
+            from safetensors.torch import load_file
+
+            loaded = load_file(str(path), device='cpu')
+        else:
+            loaded = torch.load(path, map_location='cpu', weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
         raise ValueError(f'cannot read checkpoint {path}: {error}') from error
     if isinstance(loaded, Mapping) and isinstance(loaded.get('state_dict'), Mapping):

@@ -1,7 +1,7 @@
 """TorchGeo tasks: SatCLIP pretraining and downstream probes."""
 
 from .fusion import LocationFusionClassification, LocationFusionRegression
-from .probes import LocationClassificationTask, LocationRegressionTask
+from .location_probes import LocationClassificationTask, LocationRegressionTask
 from .satclip import SatCLIPPretraining, SatCLIPTask
 
 __all__ = [

@@ -16,8 +16,13 @@ import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
+
+from satclip_tg.image.backbones import (
+    freeze_module,
+    train_keeping_frozen,
+)
+from satclip_tg.image.backbones import read_state_dict as satclip_read_state_dict
 
 __all__ = [
     'CURATED_ENCODERS',
@@ -112,32 +117,7 @@ def read_state_dict(path: str | pathlib.Path) -> dict[str, Tensor]:
     Raises:
         ValueError: If the file does not hold a state dict.
     """
-    path = pathlib.Path(path)
-    loaded: Any
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-
-        loaded = load_file(str(path), device='cpu')
-    else:
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(loaded, Mapping) and isinstance(loaded.get('state_dict'), Mapping):
-        loaded = loaded['state_dict']
-    if not isinstance(loaded, Mapping) or not all(
-        isinstance(value, Tensor) for value in loaded.values()
-    ):
-        raise ValueError(
-            f'checkpoint {path} does not hold a state dict (a mapping of names to '
-            f'tensors) or a Lightning checkpoint with one under "state_dict"'
-        )
-    state = {str(key): value for key, value in loaded.items()}
-    for prefix in _STATE_DICT_PREFIXES:
-        if any(key.startswith(prefix) for key in state):
-            return {
-                key[len(prefix) :]: value
-                for key, value in state.items()
-                if key.startswith(prefix)
-            }
-    return state
+    return satclip_read_state_dict(path, _STATE_DICT_PREFIXES)
 
 
 def _try_load(encoder: nn.Module, state: Mapping[str, Tensor]) -> str | None:
@@ -267,7 +247,7 @@ class SMPImageEncoder(nn.Module):
         out_channels: Any = self.encoder.out_channels
         self.projection = nn.Linear(int(out_channels[-1]), num_outputs)
         if freeze:
-            self.encoder.requires_grad_(False)
+            freeze_module(self.encoder)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> 'SMPImageEncoder':
@@ -281,7 +261,7 @@ class SMPImageEncoder(nn.Module):
         """
         super().train(mode)
         if self.freeze:
-            self.encoder.eval()
+            train_keeping_frozen(self.encoder, mode)
         return self
 
     def forward(self, images: Tensor) -> Tensor:
