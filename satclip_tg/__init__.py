@@ -4,9 +4,10 @@ Coordinates are always ``(N, 2)`` float tensors of **(longitude, latitude) in
 degrees, in that order**.
 """
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
     from .location.api import (
@@ -52,31 +53,4 @@ __all__ = [
     'validate_coordinates',
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name on first access.
-
-    Args:
-        name: The attribute.
-
-    Returns:
-        Its value.
-
-    Raises:
-        AttributeError: If the package has no such attribute.
-    """
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The package's attributes, the lazy public names included.
-
-    Returns:
-        The names.
-    """
-    return sorted({*globals(), *_LAZY_NAMES})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_NAMES)

@@ -5,8 +5,9 @@ geographic splits in `satclip_tg.datasets.splits`; the Blue Marble builder in
 `satclip_tg.datasets.bluemarble`.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
     from .bluemarble_landcover import BlueMarbleLandCover
@@ -45,31 +46,4 @@ __all__ = [
     'UnreadableTileWarning',
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name on first access.
-
-    Args:
-        name: The attribute.
-
-    Returns:
-        Its value.
-
-    Raises:
-        AttributeError: If the package has no such attribute.
-    """
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The package's attributes, the lazy public names included.
-
-    Returns:
-        The names.
-    """
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY_NAMES)

@@ -24,14 +24,14 @@ The location encoder is frozen (eval mode, no gradients) by default;
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self, cast
 
 import torch
 from pyproj import CRS as PROJ_CRS
 from rasterio.crs import CRS as RIO_CRS
 from torch import Tensor, nn
 from torchgeo.datasets.utils import Sample
-from torchgeo.tasks import Classification, Regression
+from torchgeo.tasks import BaseTask, Classification, Regression
 from torchvision.models._api import WeightsEnum
 
 from ..location.encoder import encoder_device, encoder_dtype
@@ -58,13 +58,12 @@ def _image_feature_dim(model: nn.Module) -> int:
     return size
 
 
-class _LocationFusion:
-    """What both fusion tasks share: the encoder, the head, the location."""
+class _LocationFusion(BaseTask):
+    """What both fusion tasks share: the encoder, the head, the location.
 
-    # Set by the TorchGeo task this is mixed into.
-    hparams: Any
-    model: Any
-    training: bool
+    Placed before TorchGeo's task in the bases, so ``super()`` in the steps
+    is TorchGeo's step, run with the batch's locations at hand.
+    """
 
     def _setup_ignore(self, location_encoder: nn.Module | str | None) -> None:
         if location_encoder is None:
@@ -155,9 +154,91 @@ class _LocationFusion:
         finally:
             self._points = None
 
-    def _keep_encoder_frozen(self) -> None:
+    def forward(self, image: Tensor, points: Tensor | None = None) -> Tensor:
+        """Fused outputs (log-probabilities with ``fusion='prior'``).
+
+        Args:
+            image: ``(B, C, H, W)`` images.
+            points: ``(B, 2)`` (lon, lat) degrees; inside the task's steps
+                they come from the batch.
+
+        Returns:
+            ``(B, outputs)``.
+        """
+        return self._fuse(image, points)
+
+    def train(self, mode: bool = True) -> Self:
+        """Set training mode; a frozen location encoder stays in eval mode.
+
+        Args:
+            mode: Training mode or not.
+
+        Returns:
+            The task.
+        """
+        super().train(mode)
         if self.hparams['freeze_location_encoder']:
             self.location_encoder.eval()
+        return self
+
+    def training_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """TorchGeo's training step, with the batch's locations.
+
+        Args:
+            batch: ``image``, ``label`` and ``point`` or ``bounds``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            The loss.
+        """
+        with self._located(batch):
+            # TorchGeo's Classification/Regression return the loss tensor.
+            loss: Any = super().training_step(batch, batch_idx, dataloader_idx)
+            return cast(Tensor, loss)
+
+    def validation_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        """TorchGeo's validation step, with the batch's locations.
+
+        Args:
+            batch: ``image``, ``label`` and ``point`` or ``bounds``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+        """
+        with self._located(batch):
+            super().validation_step(batch, batch_idx, dataloader_idx)
+
+    def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """TorchGeo's test step, with the batch's locations.
+
+        Args:
+            batch: ``image``, ``label`` and ``point`` or ``bounds``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+        """
+        with self._located(batch):
+            super().test_step(batch, batch_idx, dataloader_idx)
+
+    def predict_step(
+        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
+    ) -> Tensor:
+        """TorchGeo's predict step (class probabilities or values), located.
+
+        Args:
+            batch: ``image`` and ``point`` or ``bounds``.
+            batch_idx: Index of the batch.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            ``(B, outputs)``.
+        """
+        with self._located(batch):
+            out: Tensor = super().predict_step(batch, batch_idx, dataloader_idx)
+            return out
 
 
 class LocationFusionClassification(_LocationFusion, Classification):
@@ -256,88 +337,6 @@ class LocationFusionClassification(_LocationFusion, Classification):
         outputs = self.hparams['num_classes'] or self.hparams['num_labels'] or 1
         self._configure_fusion(int(outputs))
 
-    def forward(self, image: Tensor, points: Tensor | None = None) -> Tensor:
-        """Class logits (or log-probabilities with ``fusion='prior'``).
-
-        Args:
-            image: ``(B, C, H, W)`` images.
-            points: ``(B, 2)`` (lon, lat) degrees; inside the task's steps
-                they come from the batch.
-
-        Returns:
-            ``(B, outputs)``.
-        """
-        return self._fuse(image, points)
-
-    def train(self, mode: bool = True) -> 'LocationFusionClassification':
-        """Set training mode; a frozen location encoder stays in eval mode.
-
-        Args:
-            mode: Training mode or not.
-
-        Returns:
-            The task.
-        """
-        super().train(mode)
-        self._keep_encoder_frozen()
-        return self
-
-    def training_step(
-        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """TorchGeo's training step, with the batch's locations.
-
-        Args:
-            batch: ``image``, ``label`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-
-        Returns:
-            The loss.
-        """
-        with self._located(batch):
-            return super().training_step(batch, batch_idx, dataloader_idx)
-
-    def validation_step(
-        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """TorchGeo's validation step, with the batch's locations.
-
-        Args:
-            batch: ``image``, ``label`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-        """
-        with self._located(batch):
-            super().validation_step(batch, batch_idx, dataloader_idx)
-
-    def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """TorchGeo's test step, with the batch's locations.
-
-        Args:
-            batch: ``image``, ``label`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-        """
-        with self._located(batch):
-            super().test_step(batch, batch_idx, dataloader_idx)
-
-    def predict_step(
-        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Class probabilities, from TorchGeo's predict step.
-
-        Args:
-            batch: ``image`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-
-        Returns:
-            ``(B, outputs)`` probabilities.
-        """
-        with self._located(batch):
-            return super().predict_step(batch, batch_idx, dataloader_idx)
-
 
 class LocationFusionRegression(_LocationFusion, Regression):
     """Image regression fused with a location encoder's embedding.
@@ -422,85 +421,3 @@ class LocationFusionRegression(_LocationFusion, Regression):
         """Build the image model (without head), encoder and head."""
         super().configure_models()
         self._configure_fusion(int(self.hparams['num_outputs']))
-
-    def forward(self, image: Tensor, points: Tensor | None = None) -> Tensor:
-        """Predictions.
-
-        Args:
-            image: ``(B, C, H, W)`` images.
-            points: ``(B, 2)`` (lon, lat) degrees; inside the task's steps
-                they come from the batch.
-
-        Returns:
-            ``(B, num_outputs)``.
-        """
-        return self._fuse(image, points)
-
-    def train(self, mode: bool = True) -> 'LocationFusionRegression':
-        """Set training mode; a frozen location encoder stays in eval mode.
-
-        Args:
-            mode: Training mode or not.
-
-        Returns:
-            The task.
-        """
-        super().train(mode)
-        self._keep_encoder_frozen()
-        return self
-
-    def training_step(
-        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """TorchGeo's training step, with the batch's locations.
-
-        Args:
-            batch: ``image``, ``label`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-
-        Returns:
-            The loss.
-        """
-        with self._located(batch):
-            return super().training_step(batch, batch_idx, dataloader_idx)
-
-    def validation_step(
-        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """TorchGeo's validation step, with the batch's locations.
-
-        Args:
-            batch: ``image``, ``label`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-        """
-        with self._located(batch):
-            super().validation_step(batch, batch_idx, dataloader_idx)
-
-    def test_step(self, batch: Sample, batch_idx: int, dataloader_idx: int = 0) -> None:
-        """TorchGeo's test step, with the batch's locations.
-
-        Args:
-            batch: ``image``, ``label`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-        """
-        with self._located(batch):
-            super().test_step(batch, batch_idx, dataloader_idx)
-
-    def predict_step(
-        self, batch: Sample, batch_idx: int, dataloader_idx: int = 0
-    ) -> Tensor:
-        """Predictions, from TorchGeo's predict step.
-
-        Args:
-            batch: ``image`` and ``point`` or ``bounds``.
-            batch_idx: Index of the batch.
-            dataloader_idx: Index of the dataloader.
-
-        Returns:
-            ``(B, num_outputs)``.
-        """
-        with self._located(batch):
-            return super().predict_step(batch, batch_idx, dataloader_idx)
