@@ -11,8 +11,8 @@ standardized features, logistic regression or MLP) under the benchmark's
 outer spatial-block CV (10-degree blocks, 5 folds) and several split seeds.
 To fit in minutes on 2 cores, the probe's penalty is one fixed value
 (``--penalty``, the same for all three) unless ``--inner-cv`` asks for the
-benchmark's inner spatial-block CV over its penalty grid (about 16 times
-slower). The feature sets:
+benchmark's inner spatial-block CV over its penalty grid (one fit per inner
+fold and penalty, plus a refit, instead of one fit). The feature sets:
 
 * image: frozen MOSAIKS features of the patch (the cached centre view of
   ``data/<set>-features`` when present, else computed here);
@@ -61,8 +61,9 @@ def default_encoder() -> str:
     return str(checkpoints[-1]) if checkpoints else 'sh'
 
 
-def image_features(root: pathlib.Path, points: NDArray[np.float64]) -> NDArray:
+def image_features(dataset: BlueMarbleLandCover) -> NDArray:
     """MOSAIKS features: the cache's centre view, or computed here."""
+    root, points = dataset.root, dataset.points
     cache = root.parent / f'{root.name}-features'
     if (cache / 'manifest.json').is_file():
         from satclip_tg.features.reader import FeatureCache
@@ -74,7 +75,6 @@ def image_features(root: pathlib.Path, points: NDArray[np.float64]) -> NDArray:
     from satclip_tg.image.mosaiks import MosaiksImageEncoder
 
     print('image features: MOSAIKS (256 filters, 3 x 3), computed now')
-    dataset = BlueMarbleLandCover(root)
     backbone = MosaiksImageEncoder(
         3, 1, num_filters=256, patches_from=str(root), scale=255.0
     )
@@ -133,7 +133,7 @@ def main() -> None:
 
     dataset = BlueMarbleLandCover(root)
     points, labels = dataset.points, dataset.labels
-    image = image_features(root, points)
+    image = image_features(dataset)
     location = location_features(spec, points)
     if args.limit:
         keep = np.sort(np.random.default_rng(0).permutation(len(labels))[: args.limit])

@@ -49,7 +49,7 @@ from satclip_tg.features import FeatureCacheManifest
 from satclip_tg.features.manifest import POINTS_NAME, shard_name
 from satclip_tg.features.writer import cache_features
 from satclip_tg.losses import ClipLoss
-from satclip_tg.tasks import SatCLIPTask
+from satclip_tg.tasks import SatCLIPPretraining
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,9 @@ def _peak_memory() -> str:
     return f'{torch.cuda.max_memory_allocated() / 1e9:.2f} GB'
 
 
-def task(sizes: Sizes) -> SatCLIPTask:
+def task(sizes: Sizes) -> SatCLIPPretraining:
     pl.seed_everything(0, verbose=False)
-    return SatCLIPTask(
+    return SatCLIPPretraining(
         model=sizes.backbone,
         weights=None,
         in_channels=13,

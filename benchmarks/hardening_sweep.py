@@ -141,6 +141,13 @@ class _Exploit:
 
 MALICIOUS_PICKLE = pickle.dumps(_Exploit())
 EMBED = ['embed', '--encoder', '{work}/enc.ckpt', '--quiet']
+EMBED_PARQUET = [
+    *EMBED,
+    '--input',
+    '{work}/points.csv',
+    '--output',
+    '{work}/out.parquet',
+]
 GOOD = 'lon,lat\n2.35,48.86\n-122.3,47.6\n'
 LIVE = [
     f'--config={DEMO}',
@@ -157,12 +164,25 @@ LIVE = [
 ]
 
 
+def embed_case(
+    name: str, text: str = GOOD, *flags: str, corrupt: str | None = None
+) -> Case:
+    """``embed`` of a ``points.csv`` holding ``text`` (plus ``flags``) that must
+    be refused without writing ``out.parquet``."""
+    return Case(
+        name,
+        [*EMBED_PARQUET, *flags],
+        with_checkpoint(lambda w: points_csv(w, text), corrupt=corrupt),
+        outputs=['out.parquet'],
+    )
+
+
 def cases() -> list[Case]:
     found = [
         # embed: inputs
         Case(
             'embed ok',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
+            EMBED_PARQUET,
             with_checkpoint(lambda w: points_csv(w, GOOD)),
             'ok',
         ),
@@ -172,21 +192,16 @@ def cases() -> list[Case]:
             with_checkpoint(),
             outputs=['out.parquet'],
         ),
-        Case(
-            'embed empty file',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, '')),
-            outputs=['out.parquet'],
-        ),
+        embed_case('embed empty file', ''),
         Case(
             'embed binary as csv',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
+            EMBED_PARQUET,
             with_checkpoint(lambda w: (w / 'points.csv').write_bytes(os.urandom(512))),
             outputs=['out.parquet'],
         ),
         Case(
             'embed latin-1 csv',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
+            EMBED_PARQUET,
             with_checkpoint(
                 lambda w: (w / 'points.csv').write_bytes(
                     'name,lon,lat\nZürich,8.5,47.4\n'.encode('latin-1')
@@ -194,60 +209,15 @@ def cases() -> list[Case]:
             ),
             outputs=['out.parquet'],
         ),
-        Case(
-            'embed duplicate lon columns',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, 'lon,lon,lat\n1,2,3\n')),
-            outputs=['out.parquet'],
+        embed_case('embed duplicate lon columns', 'lon,lon,lat\n1,2,3\n'),
+        embed_case(
+            'embed lat-col equals lon-col', GOOD, '--lon-col', 'lat', '--lat-col', 'lat'
         ),
-        Case(
-            'embed lat-col equals lon-col',
-            [
-                *EMBED,
-                '--input',
-                '{work}/points.csv',
-                '--output',
-                '{work}/out.parquet',
-                '--lon-col',
-                'lat',
-                '--lat-col',
-                'lat',
-            ],
-            with_checkpoint(lambda w: points_csv(w, GOOD)),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed boolean coordinates',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(
-                lambda w: points_csv(w, 'lon,lat\nTrue,False\nFalse,True\n')
-            ),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed text coordinates',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, 'lon,lat\neast,north\n')),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed out-of-range latitude',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, 'lon,lat\n10,95\n')),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed NaN coordinate',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, 'lon,lat\n10,\n')),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed swapped lat/lon',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, 'lat,lon\n48.86,200.0\n')),
-            outputs=['out.parquet'],
-        ),
+        embed_case('embed boolean coordinates', 'lon,lat\nTrue,False\nFalse,True\n'),
+        embed_case('embed text coordinates', 'lon,lat\neast,north\n'),
+        embed_case('embed out-of-range latitude', 'lon,lat\n10,95\n'),
+        embed_case('embed NaN coordinate', 'lon,lat\n10,\n'),
+        embed_case('embed swapped lat/lon', 'lat,lon\n48.86,200.0\n'),
         Case(
             'embed output is input',
             [
@@ -298,54 +268,26 @@ def cases() -> list[Case]:
         ),
         Case(
             'embed random-bytes checkpoint',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
+            EMBED_PARQUET,
             lambda w: (
                 points_csv(w, GOOD),
                 (w / 'enc.ckpt').write_bytes(os.urandom(4096)),
             ),
             outputs=['out.parquet'],
         ),
-        Case(
-            'embed truncated checkpoint',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, GOOD), corrupt='truncated'),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed NaN weights',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, GOOD), corrupt='nan'),
-            outputs=['out.parquet'],
-        ),
-        Case(
-            'embed crafted recipe',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
-            with_checkpoint(lambda w: points_csv(w, GOOD), corrupt='recipe'),
-            outputs=['out.parquet'],
-        ),
+        embed_case('embed truncated checkpoint', corrupt='truncated'),
+        embed_case('embed NaN weights', corrupt='nan'),
+        embed_case('embed crafted recipe', corrupt='recipe'),
         Case(
             'embed pickle with code',
-            [*EMBED, '--input', '{work}/points.csv', '--output', '{work}/out.parquet'],
+            EMBED_PARQUET,
             lambda w: (
                 points_csv(w, GOOD),
                 (w / 'enc.ckpt').write_bytes(MALICIOUS_PICKLE),
             ),
             outputs=['out.parquet'],
         ),
-        Case(
-            'embed unknown device',
-            [
-                *EMBED,
-                '--input',
-                '{work}/points.csv',
-                '--output',
-                '{work}/out.parquet',
-                '--device',
-                'quantum',
-            ],
-            with_checkpoint(lambda w: points_csv(w, GOOD)),
-            outputs=['out.parquet'],
-        ),
+        embed_case('embed unknown device', GOOD, '--device', 'quantum'),
         # embed-grid
         Case(
             'embed-grid zero resolution',

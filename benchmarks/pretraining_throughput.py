@@ -30,6 +30,7 @@ Usage::
 
     python benchmarks/pretraining_throughput.py            # about 3 minutes
     python benchmarks/pretraining_throughput.py --repeats 3 --views 16
+    python benchmarks/pretraining_throughput.py --tile-check 100000 # setup, decode
 """
 
 import argparse
@@ -53,10 +54,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from satclip_tg.datamodules import CachedFeatureDataModule, S2100KDataModule
+from satclip_tg.datasets.s2_100k import SatCLIPImageryDataset
 from satclip_tg.features import FeatureCacheManifest
 from satclip_tg.features.manifest import POINTS_NAME, shard_name
 from satclip_tg.features.writer import cache_features
-from satclip_tg.tasks import SatCLIPTask
+from satclip_tg.tasks import SatCLIPPretraining
 
 REAL = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 's2-100k-sample'
 S2_100K_TILES = 100_000
@@ -151,9 +153,9 @@ def trainer(steps: int, callback: Callback) -> pl.Trainer:
     )
 
 
-def task() -> SatCLIPTask:
+def task() -> SatCLIPPretraining:
     pl.seed_everything(0, verbose=False)
-    return SatCLIPTask(**TASK)
+    return SatCLIPPretraining(**TASK)
 
 
 def live_datamodule(root: Path, batch_size: int) -> S2100KDataModule:
@@ -213,6 +215,36 @@ def measure_cached(cache: Path, batch_size: int, steps: int, threads: int) -> fl
     return timer.rate()
 
 
+def measure_tile_check(root: Path, tiles: int) -> None:
+    """Time the setup's header check (`check_tiles`) and decoding, one folder."""
+    origin = make_tiles(root, tiles)
+    dataset = SatCLIPImageryDataset(str(root))
+    report = dataset.check_tiles()
+    per_tile = report.seconds / tiles * 1000
+    # For comparison: a plain rasterio.open (lists the folder, builds the CRS).
+    sample = dataset.files[:1000]
+    started = time.perf_counter()
+    for path in sample:
+        with rasterio.open(path) as src:
+            src.count  # noqa: B018
+    plain = (time.perf_counter() - started) / len(sample) * 1000
+    # Decoding whole tiles (what live training does every epoch), one thread.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    for index in range(200):
+        dataset[index]
+    decodes = 200 / (time.perf_counter() - started)
+    torch.set_num_threads(previous)
+    print(f'tiles: {tiles} from {origin}')
+    print(
+        f'header check: {report.seconds:.2f} s for {tiles:,} tiles in one folder '
+        f'({per_tile:.3f} ms per tile, ok={report.ok}); plain rasterio.open: '
+        f'{plain:.3f} ms per tile'
+    )
+    print(f'decoding: {decodes:.0f} tiles/s on one core (files in the page cache)')
+
+
 def peak_rss_mb() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -238,7 +270,18 @@ def main() -> None:
     parser.add_argument('--big-batch-steps', type=int, default=6)
     parser.add_argument('--repeats', type=int, default=1)
     parser.add_argument('--json', type=Path, help='also write the figures here')
+    parser.add_argument(
+        '--tile-check',
+        type=int,
+        metavar='N',
+        help='only time the setup header check (check_tiles) on N tiles in one '
+        'folder (e.g. 100000, as S2-100K) and tile decoding, and stop',
+    )
     args = parser.parse_args()
+    if args.tile_check:
+        with tempfile.TemporaryDirectory() as folder:
+            measure_tile_check(Path(folder) / 'tiles', args.tile_check)
+        return
     cores = len(os.sched_getaffinity(0))
     # One core computes, the loader worker decodes on the other.
     torch.set_num_threads(max(1, cores - 1))

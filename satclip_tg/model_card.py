@@ -34,13 +34,6 @@ __all__ = [
 
 #: Version of the card's layout.
 MODEL_CARD_FORMAT = 1
-# Distributions whose versions a card records, under these labels.
-_DISTRIBUTIONS = {
-    'satclip-tg': 'satclip-tg',
-    'torch': 'torch',
-    'torchgeo': 'torchgeo',
-    'lightning': 'lightning',
-}
 # index.csv digests by (path, size, mtime): a run saves a checkpoint every
 # epoch, and hashing the index of 100,000 tiles each time would be waste.
 _INDEX_DIGESTS: dict[tuple[str, int, int], str] = {}
@@ -52,19 +45,23 @@ def stack_versions() -> dict[str, str]:
     Returns:
         Label to version (``'unknown'`` for a distribution not installed).
     """
-    versions = {}
-    for label, distribution in _DISTRIBUTIONS.items():
-        try:
-            versions[label] = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            versions[label] = 'unknown'
-    # torch's own string carries the build (e.g. +cu130), which the
-    # distribution metadata lacks.
     import torch
 
-    versions['torch'] = str(torch.__version__)
-    versions['python'] = platform.python_version()
-    return versions
+    def installed(distribution: str) -> str:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return 'unknown'
+
+    return {
+        'satclip-tg': installed('satclip-tg'),
+        # torch's own string carries the build (e.g. +cu130), which the
+        # distribution metadata lacks.
+        'torch': str(torch.__version__),
+        'torchgeo': installed('torchgeo'),
+        'lightning': installed('lightning'),
+        'python': platform.python_version(),
+    }
 
 
 def _plain(value: Any, depth: int = 0) -> Any:

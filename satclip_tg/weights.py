@@ -40,7 +40,7 @@ from .pretrained.registry import (
     unknown_name,
     write_registry_file,
 )
-from .pretrained.sources import OFFICIAL_CHECKPOINTS
+from .pretrained.sources import find_official
 
 __all__ = [
     'REGISTRY_VARIABLE',
@@ -57,11 +57,10 @@ __all__ = [
 
 def _shadowed(name: str) -> str | None:
     """The released model a name would shadow, if any."""
-    wanted = name.lower()
-    for repo_id in OFFICIAL_CHECKPOINTS:
-        if wanted in (repo_id.lower(), repo_id.split('/')[1].lower()):
-            return repo_id
-    if wanted.startswith('satclip_weights.'):
+    official = find_official(name)
+    if official is not None:
+        return official.repo_id
+    if name.lower().startswith('satclip_weights.'):
         return "TorchGeo's SatCLIP_Weights"
     return None
 

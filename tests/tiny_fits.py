@@ -23,18 +23,17 @@ TINY_TASK: dict[str, Any] = {
 }
 
 
-def fit_tiny(folder: pathlib.Path, **overrides: Any) -> tuple[pathlib.Path, Any]:
+def fit_tiny(folder: pathlib.Path) -> pathlib.Path:
     """Fit a tiny task for one step and save its checkpoint in ``folder``.
 
     Args:
         folder: Where ``tiny.ckpt`` goes.
-        **overrides: Task arguments replacing `TINY_TASK`'s.
 
     Returns:
-        The checkpoint path and the trained task.
+        The checkpoint path.
     """
     pl.seed_everything(0)
-    task = SatCLIPPretraining(**{**TINY_TASK, **overrides})
+    task = SatCLIPPretraining(**TINY_TASK)
     datamodule = S2100KDataModule(
         root=str(FIXTURE), batch_size=4, crop_size=16, val_split_pct=0.25
     )
@@ -49,4 +48,4 @@ def fit_tiny(folder: pathlib.Path, **overrides: Any) -> tuple[pathlib.Path, Any]
     trainer.fit(task, datamodule=datamodule)
     path = folder / 'tiny.ckpt'
     trainer.save_checkpoint(path)
-    return path, task
+    return path

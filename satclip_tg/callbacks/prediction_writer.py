@@ -111,7 +111,9 @@ def prediction_table(prediction: Mapping[str, Tensor]) -> pa.Table:
     point = prediction['point']
     # Points keep their precision: float32 points written as float64 would
     # show digits (-84.906998) that the data never had.
-    points = _numpy(point, np.float64 if point.dtype == torch.float64 else np.float32)
+    points = _numpy(
+        point, torch.float64 if point.dtype == torch.float64 else torch.float32
+    )
     rows = points.shape[0]
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"'point' must be (B, 2) (lon, lat), got {points.shape}")
@@ -122,7 +124,7 @@ def prediction_table(prediction: Mapping[str, Tensor]) -> pa.Table:
     ):
         if key not in prediction:
             continue
-        values = _numpy(prediction[key], np.float32)
+        values = _numpy(prediction[key], torch.float32)
         if values.ndim != 2 or values.shape[0] != rows:
             raise ValueError(
                 f'{key!r} must be ({rows}, D) for {rows} points, got {values.shape}'
@@ -138,8 +140,9 @@ def _describe(schema: pa.Schema) -> str:
     return f'lon, lat, {location} location and {image} image embedding columns'
 
 
-def _numpy(tensor: Tensor, dtype: type[np.generic]) -> np.ndarray[Any, Any]:
-    return tensor.detach().to('cpu', torch.float64).numpy().astype(dtype, copy=False)
+def _numpy(tensor: Tensor, dtype: torch.dtype) -> np.ndarray[Any, Any]:
+    # One conversion (device and dtype at once): this runs for every batch.
+    return tensor.detach().to('cpu', dtype).numpy()
 
 
 def merge_parts(

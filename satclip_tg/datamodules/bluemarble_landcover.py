@@ -82,7 +82,7 @@ class BlueMarbleLandCoverDataModule(NonGeoDataModule):
         self.seed = seed
 
     def setup(self, stage: str) -> None:
-        """Read the patches and split them.
+        """Read the patches and split them (once: the splits serve all stages).
 
         Args:
             stage: ``'fit'``, ``'validate'``, ``'test'`` or ``'predict'``.
@@ -90,6 +90,8 @@ class BlueMarbleLandCoverDataModule(NonGeoDataModule):
         Raises:
             ValueError: If ``fold`` is out of range.
         """
+        if self.dataset is not None:
+            return
         dataset = BlueMarbleLandCover(**self.kwargs)
         groups = None
         if self.split == 'leave-one-continent-out':

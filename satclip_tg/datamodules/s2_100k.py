@@ -193,7 +193,7 @@ class SkipUnreadableCollate:
                 'image': torch.empty((0, *self.image_shape), dtype=self.dtype),
                 'point': torch.empty((0, 2), dtype=torch.float32),
             }
-        batch['skipped'] = skipped
+        batch[SKIPPED_KEY] = skipped
         return batch
 
 
@@ -225,8 +225,9 @@ class S2100KDataModule(NonGeoDataModule):
     is made over all rows as above and the bad rows are then dropped from
     each part, so every good tile stays in the part it would be in if no tile
     were bad (and in the part `CachedFeatureDataModule` puts it in). The
-    check costs about 0.2-0.3 ms per local tile (19 s for 100,000 tiles,
-    measured; on every rank under DDP) and more on network file systems;
+    check costs about 0.2-0.3 ms per local tile (18-22 s for 100,000 tiles,
+    measured by ``benchmarks/pretraining_throughput.py --tile-check``; on
+    every rank under DDP) and more on network file systems;
     ``check_tiles=False`` skips it.
 
     Batches from the loaders (host memory) hold the tiles in their on-disk

@@ -82,8 +82,9 @@ _HEADER_CHUNK = 256
 # How header reads open a tile. By default GDAL lists the tile's folder for
 # sidecar files on each open (S2-100K has 100,000 tiles in one) and reads the
 # georeferencing, which rasterio turns into a CRS (a PROJ database lookup);
-# the check needs neither, and they are 85% of the cost of an open (1.2 ms ->
-# 0.18 ms per tile, measured in a folder of 100,000 tiles). The configuration
+# the check needs neither, and they are over 80% of the cost of an open (1.3 ->
+# 0.2 ms per tile in a folder of 100,000 tiles, measured by
+# benchmarks/pretraining_throughput.py --tile-check 100000). The configuration
 # is per thread (rasterio.Env), so loading is unaffected.
 _HEADER_ENV = {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR'}
 _HEADER_OPEN_OPTIONS = {'GEOREF_SOURCES': 'NONE'}
@@ -772,8 +773,9 @@ class SatCLIPImageryDataset(S2100k):
         that one odd first tile does not make every other tile look odd.
 
         Cost: about 0.2-0.3 ms per tile for local files in the page cache
-        (measured: 19 s for 100,000 tiles in one folder, 0.27 ms for a real
-        S2-100K tile), mostly holding the GIL, so threads add little there;
+        (measured: 18-22 s for 100,000 tiles in one folder with
+        ``benchmarks/pretraining_throughput.py --tile-check 100000``, 0.27 ms
+        for a real S2-100K tile), mostly holding the GIL, so threads add little there;
         on network file systems or a cold cache a header read waits on I/O
         and the ``max_workers`` threads overlap those waits. Pixels are not
         decoded, so a tile whose data (not header) is corrupt still raises

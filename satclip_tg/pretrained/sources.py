@@ -12,7 +12,6 @@ tensors mean is `satclip_tg.pretrained.formats`' business.
 
 import dataclasses
 import enum
-import hashlib
 import os
 import pathlib
 import pickle
@@ -30,6 +29,7 @@ __all__ = [
     'OFFICIAL_CHECKPOINTS',
     'OfficialCheckpoint',
     'ResolvedSource',
+    'find_official',
     'read_checkpoint',
     'resolve_source',
 ]
@@ -188,7 +188,7 @@ def resolve_source(
                 f'SatCLIP_Weights.SATCLIP_VIT16_L40'
             ) from None
         return _from_torchgeo_weights(weights, label, local_files_only)
-    official = _find_official(text)
+    official = find_official(text)
     if official is not None:
         loaded = _from_hub(
             official.repo_id,
@@ -231,7 +231,8 @@ def _from_registry(text: str, label: str) -> ResolvedSource | None:
     return ResolvedSource(read_checkpoint(path), label, path, path.name)
 
 
-def _find_official(text: str) -> OfficialCheckpoint | None:
+def find_official(text: str) -> OfficialCheckpoint | None:
+    """The released model a repo id or its bare name (any case) names, if any."""
     wanted = text.strip().lower()
     for repo_id, entry in OFFICIAL_CHECKPOINTS.items():
         if wanted in (repo_id.lower(), repo_id.split('/')[1].lower()):
@@ -326,13 +327,12 @@ def _from_hub(
 
 
 def _check_sha256(path: pathlib.Path, expected: str) -> None:
-    digest = hashlib.sha256()
-    with path.open('rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    if digest.hexdigest() != expected.lower():
+    from ..features.manifest import file_sha256
+
+    digest = file_sha256(path)
+    if digest != expected.lower():
         raise CheckpointError(
-            f'{path} has SHA-256 {digest.hexdigest()}, expected {expected}: the '
+            f'{path} has SHA-256 {digest}, expected {expected}: the '
             f'file is corrupt or not the released one; delete it and download '
             f'it again'
         )

@@ -34,6 +34,7 @@ from torchgeo.datasets.utils import Sample
 from torchgeo.tasks import BaseTask, Classification, Regression
 from torchvision.models._api import WeightsEnum
 
+from ..embedding import embedding_width
 from ..location.encoder import encoder_device, encoder_dtype
 from ..transforms.location_embedding import resolve_location_encoder, sample_points
 
@@ -92,9 +93,12 @@ class _LocationFusion(BaseTask):
         image_dim = _image_feature_dim(self.model)
         encoder = resolve_location_encoder(self._location_source[0])
         del self._location_source
-        with torch.no_grad():
-            probe = torch.zeros(1, 2, dtype=encoder_dtype(encoder))
-            location_dim = int(encoder(probe.to(encoder_device(encoder))).shape[1])
+        location_dim = embedding_width(encoder)
+        if location_dim is None:
+            # Only for modules that do not declare their width (embed_dim).
+            with torch.no_grad():
+                probe = torch.zeros(1, 2, dtype=encoder_dtype(encoder))
+                location_dim = int(encoder(probe.to(encoder_device(encoder))).shape[1])
         self.location_encoder = encoder
         if self.hparams['freeze_location_encoder']:
             encoder.requires_grad_(False)

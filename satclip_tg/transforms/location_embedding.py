@@ -139,6 +139,34 @@ def _reproject(centres: Tensor, crs: Any) -> Tensor:
     return out
 
 
+def _locate(sample: Mapping[str, Any], crs: Any) -> tuple[Tensor, bool]:
+    """`sample_points`, and whether the location entry is batched."""
+    if _POINT_KEY in sample:
+        point = torch.as_tensor(sample[_POINT_KEY]).detach()
+        if point.shape[-1:] != (2,) or point.ndim > 2:
+            raise ValueError(
+                f"'point' has shape {tuple(point.shape)}; expected (2,) or (B, 2) "
+                '(lon, lat) in degrees'
+            )
+        return point.to(torch.float64).reshape(-1, 2), point.ndim == 2
+    if _BOUNDS_KEY in sample:
+        centres, batched = _bounds_centres(sample[_BOUNDS_KEY])
+        source = sample.get(_CRS_KEY, crs)
+        if source is None:
+            raise ValueError(
+                "the sample has 'bounds' but no CRS to read them in: TorchGeo "
+                "0.10 samples carry no 'crs' key, so pass the data set's CRS, "
+                'e.g. LocationEmbedding(encoder, crs=dataset.crs) or crs: '
+                'EPSG:32632 in YAML'
+            )
+        return _reproject(centres, source), batched
+    raise ValueError(
+        "the sample has neither 'point' ((lon, lat) in degrees) nor 'bounds' "
+        f'(a GeoDataset bounding box); its keys are {sorted(sample)}. Add a '
+        "'point' key to NonGeo samples, or use a GeoDataset"
+    )
+
+
 def sample_points(
     sample: Mapping[str, Any], crs: str | PROJ_CRS | RIO_CRS | None = None
 ) -> Tensor:
@@ -158,30 +186,7 @@ def sample_points(
         ValueError: If the sample has neither ``point`` nor ``bounds``, or
             ``bounds`` without a known CRS, or a malformed entry.
     """
-    if _POINT_KEY in sample:
-        point = torch.as_tensor(sample[_POINT_KEY]).detach()
-        if point.shape[-1:] != (2,) or point.ndim > 2:
-            raise ValueError(
-                f"'point' has shape {tuple(point.shape)}; expected (2,) or (B, 2) "
-                '(lon, lat) in degrees'
-            )
-        return point.to(torch.float64).reshape(-1, 2)
-    if _BOUNDS_KEY in sample:
-        centres, _ = _bounds_centres(sample[_BOUNDS_KEY])
-        source = sample.get(_CRS_KEY, crs)
-        if source is None:
-            raise ValueError(
-                "the sample has 'bounds' but no CRS to read them in: TorchGeo "
-                "0.10 samples carry no 'crs' key, so pass the data set's CRS, "
-                'e.g. LocationEmbedding(encoder, crs=dataset.crs) or crs: '
-                'EPSG:32632 in YAML'
-            )
-        return _reproject(centres, source)
-    raise ValueError(
-        "the sample has neither 'point' ((lon, lat) in degrees) nor 'bounds' "
-        f'(a GeoDataset bounding box); its keys are {sorted(sample)}. Add a '
-        "'point' key to NonGeo samples, or use a GeoDataset"
-    )
+    return _locate(sample, crs)[0]
 
 
 def is_batched(sample: Mapping[str, Any]) -> bool:
@@ -271,7 +276,7 @@ class LocationEmbedding(nn.Module):
         Raises:
             ValueError: If the sample has no usable location.
         """
-        points = sample_points(sample, self.crs)
+        points, batched = _locate(sample, self.crs)
         source = sample.get(_POINT_KEY, sample.get(_BOUNDS_KEY))
         device = source.device if isinstance(source, Tensor) else torch.device('cpu')
         with torch.no_grad():
@@ -279,7 +284,7 @@ class LocationEmbedding(nn.Module):
                 encoder_device(self.encoder), encoder_dtype(self.encoder)
             )
             embedding = self.encoder(inputs).to(device, torch.float32)
-        sample[self.key] = embedding if is_batched(sample) else embedding[0]
+        sample[self.key] = embedding if batched else embedding[0]
         return sample
 
     def extra_repr(self) -> str:

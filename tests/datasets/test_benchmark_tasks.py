@@ -6,12 +6,13 @@ the real packaged data skip when the benchmark extra is not installed.
 
 import csv
 import json
-import types
 import zipfile
 
 import numpy as np
 import pytest
 import torch
+from benchmark_toys import Bands as SineBands
+from benchmark_toys import Unavailable, save_checkpoint, task_fixture
 
 from satclip_tg.cli import main
 from satclip_tg.datasets.downstream import (
@@ -35,21 +36,18 @@ from satclip_tg.evaluation.encoders import (
 )
 from satclip_tg.evaluation.report import ResultRow, markdown_table
 from satclip_tg.evaluation.runner import run_benchmark
-from satclip_tg.plugins import get_registry, hookimpl
+from satclip_tg.plugins import get_registry
 from satclip_tg.testing import check_downstream_task
 
 
-class Bands:
-    """A toy regression task: the label is the sine of the latitude."""
+class Bands(SineBands):
+    """A toy regression task that counts its loads."""
 
-    task_type = 'regression'
-    num_classes = None
     loads = 0
 
     def load(self, num_points, seed):
         Bands.loads += 1
-        coords = data.sample_sphere(num_points, seed)
-        return coords, np.sin(np.radians(coords[:, 1]))
+        return super().load(num_points, seed)
 
 
 class Hemispheres:
@@ -64,35 +62,14 @@ class Hemispheres:
         return coords, (coords[:, 1] > 0).astype(np.int64)
 
 
-class Broken:
-    task_type = 'regression'
-    num_classes = None
-
-    def unavailable_reason(self):
-        return 'toy-data is not installed: pip install toy-data'
-
-    def load(self, num_points, seed):  # pragma: no cover - never called
-        raise AssertionError('an unavailable task must not be loaded')
-
-
-toy_plugin = types.ModuleType('toy_tasks')
-toy_plugin.SATCLIP_TG_HOOK_API = 1
-
-
-@hookimpl
-def satclip_tg_downstream_tasks():
-    return {'toy_bands': Bands, 'toy_hemispheres': Hemispheres, 'toy_broken': Broken}
-
-
-toy_plugin.satclip_tg_downstream_tasks = satclip_tg_downstream_tasks
-
-
-@pytest.fixture
-def toy_tasks():
-    registry = get_registry()
-    registry.register(toy_plugin, name='toy_tasks')
-    yield registry
-    registry.unregister('toy_tasks')
+toy_tasks = task_fixture(
+    'toy_tasks',
+    {
+        'toy_bands': Bands,
+        'toy_hemispheres': Hemispheres,
+        'toy_broken': Unavailable,
+    },
+)
 
 
 @pytest.fixture
@@ -298,21 +275,9 @@ def test_checkpoints_of_our_task_are_read(tmp_path):
         positional_encoding_args={'legendre_polys': 3},
         network_args={'hidden_dim': 16, 'num_hidden_layers': 1},
     )
-    checkpoint = {
-        'state_dict': {
-            f'location_encoder.{k}': v for k, v in encoder.state_dict().items()
-        },
-        'satclip_tg': {
-            'format': 1,
-            'location_encoder': {
-                'config': encoder.config,
-                'state_dict_prefix': 'location_encoder.',
-            },
-        },
-    }
     path = tmp_path / 'run-1' / 'last.ckpt'
     path.parent.mkdir()
-    torch.save(checkpoint, path)
+    save_checkpoint(path, encoder=encoder)
     loaded = load_checkpoint_encoder(str(path))
     coords = torch.tensor([[1.0, 2.0]])
     torch.testing.assert_close(loaded(coords), encoder.eval()(coords))

@@ -273,26 +273,14 @@ def test_bad_rows_are_reported_or_nan(tmp_path, checkpoint, encoder, capsys):
     source = tmp_path / 'bad.csv'
     frame.to_csv(source, index=False)
     output = tmp_path / 'out.parquet'
-    assert run('--encoder', checkpoint, '--input', source, '--output', output) == 1
+    args = ('--encoder', checkpoint, '--input', source, '--output', output)
+    assert run(*args) == 1
     err = capsys.readouterr().err
     assert '5 of 8 rows have invalid coordinates' in err
     assert "2 (lon='abc', lat=3.0)" in err and "7 (lon='190', lat=8.0)" in err
     assert '0 (' not in err and '--on-invalid nan' in err
     assert not output.exists()
-    assert (
-        run(
-            '--encoder',
-            checkpoint,
-            '--input',
-            source,
-            '--output',
-            output,
-            '--on-invalid',
-            'nan',
-            quiet=False,
-        )
-        == 0
-    )
+    assert run(*args, '--on-invalid', 'nan', quiet=False) == 0
     assert 'invalid rows: 5 of 8 got NaN embeddings' in capsys.readouterr().out
     table = pd.read_parquet(output)
     assert len(table) == 8 and list(table['id']) == list(range(8))
@@ -333,21 +321,11 @@ def test_overwrite(tmp_path, checkpoint, capsys):
     POINTS.to_csv(source, index=False)
     output = tmp_path / 'out.npy'
     output.write_text('keep me')
-    assert run('--encoder', checkpoint, '--input', source, '--output', output) == 1
+    args = ('--encoder', checkpoint, '--input', source, '--output', output)
+    assert run(*args) == 1
     assert '--overwrite' in capsys.readouterr().err
     assert output.read_text() == 'keep me'
-    assert (
-        run(
-            '--encoder',
-            checkpoint,
-            '--input',
-            source,
-            '--output',
-            output,
-            '--overwrite',
-        )
-        == 0
-    )
+    assert run(*args, '--overwrite') == 0
     assert np.load(output).shape == (5, 256)
 
 

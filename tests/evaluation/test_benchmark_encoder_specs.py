@@ -1,14 +1,12 @@
 """``--encoders NAME:KEY=VALUE``, a failing plugin load, the content-keyed cache."""
 
-import types
-
 import numpy as np
 import pytest
+from benchmark_toys import task_fixture
 
 from satclip_tg.datasets.downstream import load_points
 from satclip_tg.evaluation.encoders import resolve_encoder, split_hyperparameters
 from satclip_tg.evaluation.runner import run_benchmark
-from satclip_tg.plugins import get_registry, hookimpl
 
 
 def test_hyperparameters_are_split_and_read_as_yaml_scalars():
@@ -57,24 +55,9 @@ class Versioned:
         return coords, coords[:, 1] + self.offset
 
 
-plugin = types.ModuleType('h5_toy_tasks')
-plugin.SATCLIP_TG_HOOK_API = 1
-
-
-@hookimpl
-def satclip_tg_downstream_tasks():
-    return {'h5_broken': Broken, 'h5_versioned': Versioned}
-
-
-plugin.satclip_tg_downstream_tasks = satclip_tg_downstream_tasks
-
-
-@pytest.fixture
-def toy_tasks():
-    registry = get_registry()
-    registry.register(plugin, name='h5_toy_tasks')
-    yield registry
-    registry.unregister('h5_toy_tasks')
+toy_tasks = task_fixture(
+    'h5_toy_tasks', {'h5_broken': Broken, 'h5_versioned': Versioned}
+)
 
 
 def test_a_task_whose_load_raises_fails_alone(toy_tasks, tmp_path):

@@ -9,13 +9,11 @@ import json
 import math
 import os
 import re
-import types
 
 import numpy as np
 import pytest
-import torch
+from benchmark_toys import Bands, EastWest, Unavailable, save_checkpoint, task_fixture
 
-from satclip_tg import build_location_encoder
 from satclip_tg.cli import main
 from satclip_tg.datamodules import PointLabelDataModule
 from satclip_tg.datamodules.points import read_point_csv
@@ -45,38 +43,6 @@ from satclip_tg.evaluation.report import (
     write_report,
 )
 from satclip_tg.evaluation.runner import _combine_seeds
-from satclip_tg.plugins import get_registry, hookimpl
-
-RECIPE = {
-    'positional_encoding': 'sphericalharmonics',
-    'network': 'siren',
-    'embed_dim': 6,
-    'positional_encoding_args': {'legendre_polys': 3},
-    'network_args': {'hidden_dim': 8, 'num_hidden_layers': 1},
-}
-
-
-class Bands:
-    """Regression: the sine of the latitude."""
-
-    task_type = 'regression'
-    num_classes = None
-
-    def load(self, num_points, seed):
-        coords = benchmark_data.sample_sphere(num_points, seed)
-        return coords, np.sin(np.radians(coords[:, 1]))
-
-
-class EastWest:
-    """Classification: eastern or western hemisphere."""
-
-    task_type = 'classification'
-    num_classes = 2
-    classes = ('west', 'east')
-
-    def load(self, num_points, seed):
-        coords = benchmark_data.sample_sphere(num_points, seed)
-        return coords, (coords[:, 0] > 0).astype(np.int64)
 
 
 class FractionalClasses:
@@ -92,72 +58,15 @@ class FractionalClasses:
         return coords, labels
 
 
-class Missing:
-    task_type = 'regression'
-    num_classes = None
-
-    def unavailable_reason(self):
-        return 'toy-data is not installed'
-
-    def load(self, num_points, seed):  # pragma: no cover - never called
-        raise AssertionError('an unavailable task must not be loaded')
-
-
-plugin = types.ModuleType('hardening_toy_tasks')
-plugin.SATCLIP_TG_HOOK_API = 1
-
-
-@hookimpl
-def satclip_tg_downstream_tasks():
-    return {
+toy_tasks = task_fixture(
+    'hardening_toy_tasks',
+    {
         'hd_bands': Bands,
         'hd_east_west': EastWest,
         'hd_fractional': FractionalClasses,
-        'hd_missing': Missing,
-    }
-
-
-plugin.satclip_tg_downstream_tasks = satclip_tg_downstream_tasks
-
-
-@pytest.fixture
-def toy_tasks():
-    registry = get_registry()
-    registry.register(plugin, name='hardening_toy_tasks')
-    yield registry
-    registry.unregister('hardening_toy_tasks')
-
-
-def save_checkpoint(path, explode=False):
-    """A tiny checkpoint; ``explode``: finite weights so large that the features
-    overflow to infinity (NaN weights are refused by the loader itself)."""
-    torch.manual_seed(0)
-    encoder = build_location_encoder(
-        RECIPE['positional_encoding'],
-        RECIPE['network'],
-        embed_dim=RECIPE['embed_dim'],
-        positional_encoding_args=RECIPE['positional_encoding_args'],
-        network_args=RECIPE['network_args'],
-    )
-    state = encoder.state_dict()
-    if explode:
-        state['network.last_layer.weight'] = torch.full_like(
-            state['network.last_layer.weight'], 3e38
-        )
-    torch.save(
-        {
-            'state_dict': {f'location_encoder.{k}': v for k, v in state.items()},
-            'satclip_tg': {
-                'format': 1,
-                'location_encoder': {
-                    'config': encoder.config,
-                    'state_dict_prefix': 'location_encoder.',
-                },
-            },
-        },
-        path,
-    )
-    return path
+        'hd_missing': Unavailable,
+    },
+)
 
 
 def bench(tmp_path, encoders=('wrap',), tasks=('hd_bands', 'hd_east_west'), **kw):

@@ -2,15 +2,14 @@
 
 import json
 import math
-import types
 
 import numpy as np
 import pytest
 import torch
+from benchmark_toys import TINY_RECIPE, Bands, EastWest, save_checkpoint, task_fixture
 
 from satclip_tg import build_location_encoder
 from satclip_tg.cli import main
-from satclip_tg.datasets.downstream import readers as benchmark_data
 from satclip_tg.evaluation import (
     GeoCLIPLocationEncoder,
     compare_with_random_init,
@@ -23,86 +22,16 @@ from satclip_tg.evaluation import (
     wins_summary,
 )
 from satclip_tg.evaluation.report import ResultRow, random_init_markdown, write_report
-from satclip_tg.plugins import get_registry, hookimpl
 from satclip_tg.pretrained import load_location_encoder
 
-TINY_RECIPE = {
-    'positional_encoding': 'sphericalharmonics',
-    'network': 'siren',
-    'embed_dim': 6,
-    'positional_encoding_args': {'legendre_polys': 3},
-    'network_args': {'hidden_dim': 8, 'num_hidden_layers': 1},
-}
+toy_tasks = task_fixture(
+    'random_init_toy_tasks', {'ri_bands': Bands, 'ri_east_west': EastWest}
+)
 
 
-class LatitudeBands:
-    """A toy regression task: the label is the sine of the latitude."""
-
-    task_type = 'regression'
-    num_classes = None
-
-    def load(self, num_points, seed):
-        coords = benchmark_data.sample_sphere(num_points, seed)
-        return coords, np.sin(np.radians(coords[:, 1]))
-
-
-class EastWest:
-    """A toy classification task: eastern or western hemisphere."""
-
-    task_type = 'classification'
-    num_classes = 2
-    classes = ('west', 'east')
-
-    def load(self, num_points, seed):
-        coords = benchmark_data.sample_sphere(num_points, seed)
-        return coords, (coords[:, 0] > 0).astype(np.int64)
-
-
-toy_plugin = types.ModuleType('random_init_toy_tasks')
-toy_plugin.SATCLIP_TG_HOOK_API = 1
-
-
-@hookimpl
-def satclip_tg_downstream_tasks():
-    return {'ri_bands': LatitudeBands, 'ri_east_west': EastWest}
-
-
-toy_plugin.satclip_tg_downstream_tasks = satclip_tg_downstream_tasks
-
-
-@pytest.fixture
-def toy_tasks():
-    registry = get_registry()
-    registry.register(toy_plugin, name='random_init_toy_tasks')
-    yield registry
-    registry.unregister('random_init_toy_tasks')
-
-
-def save_checkpoint(folder, seed=123):
+def tiny_checkpoint(folder):
     """A tiny encoder in satclip-tg's checkpoint format (as SatCLIPTask writes)."""
-    torch.manual_seed(seed)
-    encoder = build_location_encoder(
-        TINY_RECIPE['positional_encoding'],
-        TINY_RECIPE['network'],
-        embed_dim=TINY_RECIPE['embed_dim'],
-        positional_encoding_args=TINY_RECIPE['positional_encoding_args'],
-        network_args=TINY_RECIPE['network_args'],
-    )
-    checkpoint = {
-        'state_dict': {
-            f'location_encoder.{k}': v for k, v in encoder.state_dict().items()
-        },
-        'satclip_tg': {
-            'format': 1,
-            'location_encoder': {
-                'config': encoder.config,
-                'state_dict_prefix': 'location_encoder.',
-            },
-        },
-    }
-    path = folder / 'tiny.ckpt'
-    torch.save(checkpoint, path)
-    return path
+    return save_checkpoint(folder / 'tiny.ckpt', seed=123)
 
 
 def bench(checkpoint, cache_dir, **kwargs):
@@ -131,7 +60,7 @@ def cell(rows, encoder, task, metric):
 
 
 def test_companion_follows_each_checkpoint_by_default(toy_tasks, tmp_path):
-    result = bench(save_checkpoint(tmp_path), tmp_path / 'cache')
+    result = bench(tiny_checkpoint(tmp_path), tmp_path / 'cache')
     encoders = list(dict.fromkeys(row.encoder for row in result.rows))
     # Right after its checkpoint; none for the bare encoding 'wrap'.
     assert encoders == ['tiny', 'tiny (random init)', 'wrap']
@@ -155,7 +84,7 @@ def test_companion_follows_each_checkpoint_by_default(toy_tasks, tmp_path):
 
 
 def test_no_companion_with_random_init_false(toy_tasks, tmp_path):
-    result = bench(save_checkpoint(tmp_path), tmp_path / 'cache', random_init=False)
+    result = bench(tiny_checkpoint(tmp_path), tmp_path / 'cache', random_init=False)
     assert {row.encoder for row in result.rows} == {'tiny', 'wrap'}
     assert result.manifest['settings']['random init seeds'] == 'off'
     assert result.manifest['random_init_comparison'] == {}
@@ -164,7 +93,7 @@ def test_no_companion_with_random_init_false(toy_tasks, tmp_path):
 
 
 def test_random_init_encoder_rebuilds_the_architecture_with_fresh_weights(tmp_path):
-    pretrained = load_location_encoder(save_checkpoint(tmp_path))
+    pretrained = load_location_encoder(tiny_checkpoint(tmp_path))
     coords = np.array([[8.55, 47.37], [-120.0, -33.0], [100.0, 10.0]])
     state = torch.get_rng_state()
     companion = random_init_encoder(pretrained, [5, 6], name='tiny (random init)')
@@ -199,7 +128,7 @@ def test_random_init_encoder_rebuilds_the_architecture_with_fresh_weights(tmp_pa
 
 
 def test_random_init_encoder_errors(tmp_path):
-    pretrained = load_location_encoder(save_checkpoint(tmp_path))
+    pretrained = load_location_encoder(tiny_checkpoint(tmp_path))
     with pytest.raises(ValueError, match='at least one'):
         random_init_encoder(pretrained, [])
     with pytest.raises(ValueError, match='distinct'):
@@ -209,7 +138,7 @@ def test_random_init_encoder_errors(tmp_path):
 
 
 def test_companion_averages_exactly_over_its_seeds(toy_tasks, tmp_path):
-    checkpoint = save_checkpoint(tmp_path)
+    checkpoint = tiny_checkpoint(tmp_path)
     cache = tmp_path / 'cache'
     result = bench(checkpoint, cache, seed=3, random_init_seeds=3)
     assert result.manifest['random_init']['seeds'] == [3, 4, 5]
@@ -244,7 +173,7 @@ def test_companion_averages_exactly_over_its_seeds(toy_tasks, tmp_path):
 
 
 def test_companion_is_deterministic(toy_tasks, tmp_path):
-    checkpoint = save_checkpoint(tmp_path)
+    checkpoint = tiny_checkpoint(tmp_path)
     first = bench(checkpoint, tmp_path / 'cache')
     torch.manual_seed(999)  # The global state must not matter.
     second = bench(checkpoint, tmp_path / 'cache')
@@ -337,7 +266,7 @@ def test_comparison_is_in_the_report(tmp_path):
 
 
 def test_cli_flags(toy_tasks, tmp_path, capsys):
-    checkpoint = save_checkpoint(tmp_path)
+    checkpoint = tiny_checkpoint(tmp_path)
     arguments = [
         'benchmark',
         '--no-baselines',
@@ -384,7 +313,7 @@ def test_a_checkpoint_path_with_a_plus_is_not_encoding_plus_network(tmp_path) ->
 
     folder = tmp_path / 'lr1e-4+seed1'
     folder.mkdir()
-    path = save_checkpoint(folder)
+    path = tiny_checkpoint(folder)
     resolved = resolve_encoder(f'demo={path}')
     assert resolved.name == 'demo' and resolved.info['source'] == str(path)
     assert resolved.pretrained is not None

@@ -6,7 +6,6 @@ import pathlib
 import pytest
 import torch
 from satclip_checkpoints import random_points, task_layout_checkpoint, torchgeo_model
-from tiny_fits import fit_tiny
 from torchgeo.models import SatCLIP
 
 from satclip_tg import build_location_encoder
@@ -15,12 +14,6 @@ from satclip_tg.export import ExportError, export_torchgeo, torchgeo_init_args
 from satclip_tg.pretrained import load_location_encoder
 
 TINY_ARGS = {'legendre_polys': 3, 'capacity': 8, 'embed_dim': 8, 'num_hidden_layers': 2}
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    path, _ = fit_tiny(tmp_path_factory.mktemp('export'))
-    return path
 
 
 def load_torchgeo(path: pathlib.Path, init_args: dict[str, int]) -> SatCLIP:

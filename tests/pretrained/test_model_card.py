@@ -5,20 +5,13 @@ import hashlib
 import importlib.metadata
 import pathlib
 
-import pytest
 import torch
-from tiny_fits import FIXTURE, fit_tiny
+from tiny_fits import FIXTURE
 
 from satclip_tg.features.manifest import FeatureCacheManifest
 from satclip_tg.model_card import build_model_card, data_card, render_model_card
 from satclip_tg.pretrained import get_pretrained_info, load_location_encoder
 from satclip_tg.tasks.satclip import CHECKPOINT_KEY
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    path, _ = fit_tiny(tmp_path_factory.mktemp('card'))
-    return path
 
 
 def index_sha256() -> str:

@@ -6,7 +6,6 @@ import pathlib
 
 import pytest
 import torch
-from tiny_fits import fit_tiny
 
 from satclip_tg.cli import main
 from satclip_tg.pretrained import (
@@ -25,12 +24,6 @@ from satclip_tg.weights import (
 )
 
 POINTS = torch.tensor([[2.35, 48.86], [-122.3, 47.6], [151.2, -33.9]])
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    path, _ = fit_tiny(tmp_path_factory.mktemp('weights'))
-    return path
 
 
 @pytest.fixture(autouse=True)
